@@ -1,0 +1,171 @@
+//! Command line and environment: every flag also reads an environment variable, so a systemd
+//! `EnvironmentFile=` or a NixOS module can set it without rewriting `ExecStart=`.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use ipnet::IpNet;
+
+/// How the server uses the machine's processors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// One process serves every connection (pm2/forever "fork" mode).
+    Fork,
+    /// A primary process supervises N worker processes that share one listening socket
+    /// (Node's `cluster` module, pm2 `-i N`).
+    Cluster,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Fork => "fork",
+            Mode::Cluster => "cluster",
+        }
+    }
+}
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "app",
+    version,
+    about = "HTTP server with fork and cluster modes, made to run as a socket-activated systemd service behind nginx",
+    after_help = "A listening socket handed over by systemd (LISTEN_FDS, fd 3) takes precedence over --host/--port.\n\
+                  Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads with no failed request\n\
+                  (fork mode re-executes the binary on the same socket, cluster mode replaces the workers one by one).\n\
+                  RUST_LOG filters the logs (default: info); they go to journald when stderr is the journal."
+)]
+pub struct Config {
+    /// TCP port to listen on when no socket is handed over by systemd.
+    #[arg(long, env = "PORT", default_value_t = 8080)]
+    pub port: u16,
+
+    /// Address to listen on when no socket is handed over by systemd.
+    #[arg(long, env = "APP_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// fork: one process serves; cluster: a primary supervises --workers processes. Case-insensitive.
+    #[arg(long, env = "APP_MODE", value_enum, ignore_case = true, default_value_t = Mode::Fork)]
+    pub mode: Mode,
+
+    /// Worker processes in cluster mode [default: the number of CPUs available to the process].
+    #[arg(long, env = "APP_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+
+    /// Runtime threads per process. The default 1 makes each process one event loop, as a Node process is;
+    /// scale with cluster workers rather than threads.
+    #[arg(long, env = "APP_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+
+    /// The systemd instance name reported by /info (the unit passes %i) [default: read from the cgroup].
+    #[arg(long, env = "APP_INSTANCE")]
+    pub instance: Option<String>,
+
+    /// Longest time a stop or reload waits for in-flight requests before closing them (e.g. 10, 10s, 500ms).
+    #[arg(long, env = "APP_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Time a client has to send a complete request head; also how long an idle keep-alive connection
+    /// is kept (a front proxy's upstream keepalive_timeout must be shorter).
+    #[arg(long, env = "APP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    #[arg(long, env = "APP_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024))]
+    pub max_header_bytes: u32,
+
+    /// Largest request body in bytes; larger gets 413. Keep nginx's client_max_body_size equal.
+    #[arg(long, env = "APP_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
+    pub max_body_bytes: u64,
+
+    /// Open connections per process; a connection beyond it is answered 503 and closed at once.
+    #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// Keep connections open between requests (HTTP/1.1 keep-alive).
+    #[arg(long, env = "APP_KEEP_ALIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub keep_alive: bool,
+
+    /// Kernel accept queue length when the server binds its own socket (systemd's Backlog= otherwise).
+    #[arg(long, env = "APP_BACKLOG", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub backlog: u32,
+
+    /// Largest `cant` accepted by /api/randoms.
+    #[arg(long, env = "APP_RANDOMS_MAX", default_value_t = 1_000_000_000,
+          value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64 * 4))]
+    pub randoms_max: u64,
+
+    /// /api/randoms computations running at once per process; beyond it the answer is 503 with Retry-After.
+    #[arg(long, env = "APP_RANDOMS_CONCURRENCY", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub randoms_concurrency: u16,
+
+    /// Peers whose X-Forwarded-For is believed, as comma-separated addresses or CIDRs.
+    #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
+          value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+impl Config {
+    /// Workers to run in cluster mode: the flag, or one per CPU available to this process.
+    pub fn worker_count(&self) -> u16 {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| n.get().min(1024) as u16).unwrap_or(1)
+        })
+    }
+}
+
+/// Accepts `10` (seconds), `10s`, `500ms` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 =
+        digits.parse().map_err(|_| format!("`{text}` is not a duration such as 10, 10s, 500ms or 2m"))?;
+    let duration = match unit {
+        "" | "s" => Duration::from_secs(value),
+        "ms" => Duration::from_millis(value),
+        "m" => Duration::from_secs(value.saturating_mul(60)),
+        _ => return Err(format!("`{text}` has an unknown unit: use ms, s or m")),
+    };
+    if duration.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(duration)
+}
+
+/// Accepts a network (`10.0.0.0/8`) or a single address (`10.0.0.1`).
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("`{text}` is not an address or a CIDR network"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_by_default_and_units() {
+        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("10h").is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_take_addresses_and_networks() {
+        assert_eq!(parse_net("10.0.0.1").unwrap().to_string(), "10.0.0.1/32");
+        assert_eq!(parse_net("10.0.0.0/8").unwrap().to_string(), "10.0.0.0/8");
+        assert!(parse_net("nope").is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! `app`: an HTTP server with fork and cluster modes, made to run as a socket-activated systemd
+//! service behind nginx. The binary is a thin call into [`main`].
+
+pub mod cluster;
+pub mod config;
+pub mod listener;
+pub mod logging;
+pub mod randoms;
+pub mod routes;
+pub mod server;
+pub mod serving;
+pub mod state;
+pub mod systemd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use config::{Config, Mode};
+
+pub fn main() -> ExitCode {
+    let config = Config::parse();
+    let worker = take_worker_index();
+    logging::init();
+    let _span = worker.map(|index| tracing::info_span!("worker", index).entered());
+    let exe = executable();
+    let result = match (worker, config.mode) {
+        (Some(index), _) => serving::run(config, Some(index), &exe),
+        (None, Mode::Cluster) => cluster::run(config, &exe),
+        (None, Mode::Fork) => serving::run(config, None, &exe),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The worker index a cluster primary gave this process, if it is one of its workers.
+fn take_worker_index() -> Option<u16> {
+    let index = std::env::var(cluster::WORKER_INDEX_ENV).ok()?.parse().ok();
+    std::env::remove_var(cluster::WORKER_INDEX_ENV);
+    index
+}
+
+/// The path to start again on reload: the one this process was started by (so a swapped symlink or
+/// a replaced file is followed), else the kernel's idea of our executable.
+fn executable() -> PathBuf {
+    std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|path| path.components().count() > 1)
+        .or_else(|| std::env::current_exe().ok())
+        .unwrap_or_else(|| PathBuf::from("/proc/self/exe"))
+}

@@ -1,0 +1,92 @@
+//! Where the listening socket comes from (systemd, a cluster primary, or our own bind) and how it is
+//! handed on to a process that replaces or joins this one.
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::RawFd;
+
+use listenfd::ListenFd;
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::config::Config;
+
+/// The fd a handed-over socket lives at, by the `sd_listen_fds` convention.
+pub const INHERITED_FD: RawFd = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Passed in with `LISTEN_FDS` (systemd, systemfd, systemd-socket-activate, our cluster primary,
+    /// or this process before it re-executed itself).
+    Inherited,
+    /// Bound by this process from `--host`/`--port`.
+    Bound,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Inherited => "inherited (LISTEN_FDS)",
+            Source::Bound => "bound by this process",
+        })
+    }
+}
+
+pub struct Acquired {
+    pub listener: TcpListener,
+    pub source: Source,
+    pub local_addr: SocketAddr,
+}
+
+/// Takes the socket handed over in `LISTEN_FDS` if there is one, otherwise binds `--host:--port`.
+/// The result is non-blocking: a socket from systemd is blocking unless the unit says
+/// `NonBlocking=true`, and tokio cannot drive a blocking one.
+pub fn acquire(config: &Config) -> io::Result<Acquired> {
+    let mut fds = ListenFd::from_env();
+    let (listener, source) = if fds.len() > 0 {
+        if fds.len() > 1 {
+            tracing::warn!(count = fds.len(), "several sockets were passed; serving the first only");
+        }
+        let listener = fds.take_tcp_listener(0)?.ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "fd 3 was passed in LISTEN_FDS but is not a TCP listener",
+            )
+        })?;
+        (listener, Source::Inherited)
+    } else {
+        (bind(SocketAddr::new(config.host, config.port), config.backlog)?, Source::Bound)
+    };
+    listener.set_nonblocking(true)?;
+    let local_addr = listener.local_addr()?;
+    Ok(Acquired { listener, source, local_addr })
+}
+
+fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // A restarted process must be able to bind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|error| io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))?;
+    socket.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(socket.into())
+}
+
+/// Puts `fd` at fd 3 for the program about to be executed, without close-on-exec. Meant for the
+/// window between fork (or in place of it) and exec, so it only makes async-signal-safe calls.
+pub fn install_as_inherited(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fd syscalls on fds this process owns.
+    let result = unsafe {
+        if fd == INHERITED_FD {
+            libc::fcntl(fd, libc::F_SETFD, 0)
+        } else {
+            // dup2 gives the copy no close-on-exec flag.
+            libc::dup2(fd, INHERITED_FD)
+        }
+    };
+    if result < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The router: which handler answers which method and path, and the JSON error shape they share.
+
+mod info;
+mod randoms;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, StatusCode};
+
+use crate::state::AppState;
+
+pub type Body = Full<Bytes>;
+pub type Response = hyper::Response<Body>;
+
+/// The resources the server answers, each with the methods it takes.
+enum Route {
+    Info,
+    Health,
+    Randoms,
+}
+
+const READ_ONLY: &[Method] = &[Method::GET, Method::HEAD];
+
+fn route(path: &str) -> Option<(Route, &'static [Method])> {
+    match path {
+        "/info" => Some((Route::Info, READ_ONLY)),
+        "/healthz" => Some((Route::Health, READ_ONLY)),
+        "/api/randoms" => Some((Route::Randoms, READ_ONLY)),
+        _ => None,
+    }
+}
+
+pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response {
+    if let Some(too_large) = refuse_declared_body(&app, &req) {
+        return too_large;
+    }
+    let Some((route, methods)) = route(req.uri().path()) else {
+        return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
+    };
+    if !methods.contains(req.method()) {
+        return method_not_allowed(&req, methods);
+    }
+    match route {
+        Route::Info => info::get(&app, &req, peer),
+        Route::Health => match app.health() {
+            Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
+            Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem),
+        },
+        Route::Randoms => randoms::get(&app, &req).await,
+    }
+}
+
+/// 413 before reading anything when the declared body is above `--max-body-bytes`.
+fn refuse_declared_body(app: &AppState, req: &Request<Incoming>) -> Option<Response> {
+    let declared: u64 = req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
+    let limit = app.config.max_body_bytes;
+    (declared > limit).then(|| {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("request body of {declared} bytes is larger than the limit of {limit} bytes"),
+        )
+    })
+}
+
+/// 405 with `Allow` naming the methods the route answers.
+fn method_not_allowed(req: &Request<Incoming>, methods: &[Method]) -> Response {
+    let allowed = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    let mut response = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &format!("method {} is not allowed on {}; use {allowed}", req.method(), req.uri().path()),
+    );
+    if let Ok(value) = HeaderValue::from_str(&allowed) {
+        response.headers_mut().insert(ALLOW, value);
+    }
+    response
+}
+
+pub fn json(status: StatusCode, body: String) -> Response {
+    with_type(status, "application/json", body)
+}
+
+pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Every error the server answers: `{"error": "..."}` with its status.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    json(status, serde_json::json!({ "error": message }).to_string())
+}

@@ -1,0 +1,95 @@
+//! `GET /api/randoms?cant=N`: N random integers in 1..=1000, counted. The drawing runs on the blocking
+//! pool so the event loop keeps answering, a bounded number at a time, and stops when the client goes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::{Request, StatusCode};
+
+use super::{error, json, Response};
+use crate::randoms;
+use crate::state::AppState;
+
+/// The seeds' default when `cant` is not given.
+const DEFAULT_CANT: u64 = 100_000_000;
+
+pub async fn get(app: &AppState, req: &Request<Incoming>) -> Response {
+    let cant = match parse_cant(req.uri().query(), app.config.randoms_max) {
+        Ok(cant) => cant,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let Ok(slot) = app.randoms_slots.clone().try_acquire_owned() else {
+        let mut busy = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "{} randoms computations are already running in this process; retry later",
+                app.config.randoms_concurrency
+            ),
+        );
+        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return busy;
+    };
+
+    // Dropped with this future when hyper sees the client hang up: the draw stops at its next chunk.
+    let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+    let cancelled = cancel.0.clone();
+    let drawn = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        randoms::tally(cant, &cancelled).map(|counts| randoms::to_json(&counts))
+    })
+    .await;
+    match drawn {
+        Ok(Some(body)) => json(StatusCode::OK, body),
+        Ok(None) | Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the computation was interrupted"),
+    }
+}
+
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn parse_cant(query: Option<&str>, max: u64) -> Result<u64, String> {
+    let given = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+        .find(|(key, _)| *key == "cant")
+        .map(|(_, value)| value);
+    let Some(text) = given else {
+        return Ok(DEFAULT_CANT.min(max));
+    };
+    let cant: i128 =
+        text.parse().map_err(|_| format!("cant must be a whole number from 1 to {max}, not `{text}`"))?;
+    if cant <= 0 {
+        return Err(format!("cant must be at least 1, not {cant}"));
+    }
+    if cant > i128::from(max) {
+        return Err(format!("cant must be at most {max} (the server's --randoms-max), not {cant}"));
+    }
+    Ok(cant as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cant_is_checked_against_its_bounds() {
+        assert_eq!(parse_cant(None, 1_000_000_000), Ok(100_000_000));
+        assert_eq!(parse_cant(Some("cant=5&x=1"), 10), Ok(5));
+        assert_eq!(parse_cant(Some("x=1&cant=10"), 10), Ok(10));
+        assert!(parse_cant(Some("cant=11"), 10).unwrap_err().contains("at most 10"));
+        assert!(parse_cant(Some("cant=0"), 10).unwrap_err().contains("at least 1"));
+        assert!(parse_cant(Some("cant=-3"), 10).unwrap_err().contains("at least 1"));
+        assert!(parse_cant(Some("cant=abc"), 10).unwrap_err().contains("whole number"));
+        assert!(parse_cant(Some("cant="), 10).unwrap_err().contains("whole number"));
+        assert!(parse_cant(Some("cant=1.5"), 10).unwrap_err().contains("whole number"));
+        assert!(parse_cant(Some("cant=99999999999999999999999999999999999999999"), 10).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! One serving process: the whole server in fork mode, or one worker of a cluster. It serves until
+//! SIGTERM/SIGINT (drain and exit) or, in fork mode, SIGHUP (drain and re-execute the binary on the
+//! same socket, keeping its pid, so a new binary takes over with no refused connection).
+
+use std::error::Error;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::{Config, Mode};
+use crate::listener::{self, Acquired};
+use crate::state::{AppState, Placement};
+use crate::{server, systemd};
+
+enum Ending {
+    Exit,
+    Reexec,
+}
+
+/// Runs a serving process; `worker` is its index when a cluster primary started it.
+pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dyn Error>> {
+    let acquired = listener::acquire(&config)?;
+    let placement = Placement {
+        mode: if worker.is_some() { Mode::Cluster } else { Mode::Fork },
+        worker,
+        workers: if worker.is_some() { config.worker_count() } else { 1 },
+        instance: config.instance.clone().or_else(systemd::instance_from_cgroup),
+        local_addr: acquired.local_addr,
+        listener_source: acquired.source,
+    };
+    let runtime = build_runtime(config.threads, config.randoms_concurrency)?;
+    let Acquired { listener, .. } = acquired;
+    let serving = listener.try_clone()?;
+    let ending = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(serving)?;
+        serve_until_signal(listener, AppState::new(config, placement), exe).await
+    })?;
+    // Blocking tasks still running after a drain timeout must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match ending {
+        Ending::Exit => Ok(()),
+        Ending::Reexec => Err(reexec(exe, &listener).into()),
+    }
+}
+
+pub fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads.into());
+        builder
+    };
+    // Blocking threads run randoms computations, which a semaphore bounds; a little headroom beyond.
+    builder.enable_all().max_blocking_threads(usize::from(blocking) + 2).build()
+}
+
+async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    app: AppState,
+    exe: &Path,
+) -> std::io::Result<Ending> {
+    let app = Arc::new(app);
+    let placement = &app.placement;
+    let what = match placement.worker {
+        Some(index) => format!("cluster worker {index} of {}", placement.workers),
+        None => "fork mode".to_string(),
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut server = tokio::spawn(server::serve(listener, app.clone(), stopped));
+    tracing::info!(
+        listen = %placement.local_addr,
+        listener = %placement.listener_source,
+        instance = placement.instance.as_deref().unwrap_or("-"),
+        "serving ({what})"
+    );
+    systemd::ready(&format!("serving {} ({what})", placement.local_addr));
+    if let Some(timeout) = systemd::watchdog_timeout() {
+        tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
+    }
+
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let ending = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break Ending::Exit,
+            _ = sigint.recv() => break Ending::Exit,
+            _ = sighup.recv() => {
+                if placement.worker.is_some() {
+                    tracing::debug!("SIGHUP ignored: the cluster primary replaces workers on reload");
+                } else if let Err(error) = exe.metadata() {
+                    tracing::error!(exe = %exe.display(), %error, "SIGHUP: cannot re-execute; still serving");
+                } else {
+                    break Ending::Reexec;
+                }
+            }
+            result = &mut server => {
+                return Err(std::io::Error::other(format!("the accept loop ended unexpectedly: {result:?}")));
+            }
+        }
+    };
+
+    match ending {
+        Ending::Exit => systemd::stopping("draining connections"),
+        Ending::Reexec => systemd::reloading(&format!("draining, then re-executing {}", exe.display())),
+    }
+    tracing::info!(timeout = ?app.config.drain_timeout, "draining");
+    let _ = stop.send(true);
+    let cut = server.await.unwrap_or(0);
+    if cut > 0 {
+        tracing::warn!(connections = cut, "drain timeout reached; closing connections still open");
+    } else {
+        tracing::info!("drained");
+    }
+    Ok(ending)
+}
+
+/// Pings the watchdog only while a task spawned on the serving runtime still gets to run and the
+/// health check passes: a blocked event loop or a failing dependency stops the pings, and the
+/// service manager (or the cluster primary) restarts the process.
+async fn ping_watchdog(period: Duration, app: Arc<AppState>) {
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        let probe = tokio::spawn({
+            let app = app.clone();
+            async move { app.health() }
+        });
+        match tokio::time::timeout(period, probe).await {
+            Ok(Ok(Ok(()))) => systemd::watchdog_ping(),
+            Ok(Ok(Err(problem))) => tracing::warn!(%problem, "health check failed; watchdog not pinged"),
+            Ok(Err(_)) | Err(_) => tracing::warn!("health probe did not run in time; watchdog not pinged"),
+        }
+    }
+}
+
+/// Replaces this process with `exe`, handing it the listener as fd 3. Returns only on failure.
+fn reexec(exe: &Path, listener: &std::net::TcpListener) -> std::io::Error {
+    tracing::info!(exe = %exe.display(), "re-executing with the listener");
+    let fd = listener.as_raw_fd();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(std::env::args_os().skip(1))
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", std::process::id().to_string())
+        .env_remove("LISTEN_FDNAMES");
+    // SAFETY: the hook only moves an fd (async-signal-safe), right before exec in this same process.
+    unsafe {
+        command.pre_exec(move || listener::install_as_inherited(fd));
+    }
+    command.exec()
+}

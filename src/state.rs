@@ -1,0 +1,67 @@
+//! What every request handler of one process can see: its configuration, its place in the
+//! deployment, and the shared limits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, Mode};
+use crate::listener::Source;
+
+/// Where this serving process stands in the deployment.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub mode: Mode,
+    /// Index among the cluster's workers; `None` in fork mode.
+    pub worker: Option<u16>,
+    /// Processes serving this socket: 1 in fork mode.
+    pub workers: u16,
+    pub instance: Option<String>,
+    pub local_addr: SocketAddr,
+    pub listener_source: Source,
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub placement: Placement,
+    pub started: Instant,
+    /// One permit per /api/randoms computation allowed to run at once.
+    pub randoms_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    pub fn new(config: Config, placement: Placement) -> Self {
+        let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
+        AppState { config, placement, started: Instant::now(), randoms_slots }
+    }
+
+    /// Whether this process can serve: what `/healthz` answers and what the watchdog pings on.
+    pub fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The client's address: the peer's own, or the nearest untrusted hop of `X-Forwarded-For` when
+    /// the peer is a trusted proxy (so a client cannot forge its address by sending the header).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops = forwarded_for.unwrap_or("").split(',').rev().map(str::trim);
+        let mut client = peer;
+        for hop in hops {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
