@@ -19,8 +19,24 @@ pub fn init() {
     }
     tracing_subscriber::fmt()
         .with_env_filter(filter())
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .with_target(false)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Stderr that drops a line it cannot write. tracing-subscriber reports a failed write with
+/// `eprintln!`, which panics when stderr is a closed pipe: a vanished log reader must not take the
+/// server down with it.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -71,6 +71,10 @@ async fn serve_until_signal(
         Some(index) => format!("cluster worker {index} of {}", placement.workers),
         None => "fork mode".to_string(),
     };
+    // Handlers first: a stop that comes right after READY=1 must drain, not kill.
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let (stop, stopped) = watch::channel(false);
     let mut server = tokio::spawn(server::serve(listener, app.clone(), stopped));
     tracing::info!(
@@ -84,9 +88,6 @@ async fn serve_until_signal(
         tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
     }
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     let ending = loop {
         tokio::select! {
             _ = sigterm.recv() => break Ending::Exit,

@@ -53,6 +53,9 @@ async fn supervise(
     drain_timeout: Duration,
     watchdog: Option<Duration>,
 ) -> std::io::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
     let (reports_tx, mut reports) = mpsc::unbounded_channel();
     let mut slots = Vec::new();
     for index in 0..spec.workers {
@@ -64,9 +67,6 @@ async fn supervise(
     let (reload_done_tx, mut reload_done) = mpsc::unbounded_channel();
     let mut reloading = false;
 
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
     // The primary pings for the instance: only while at least one worker is ready to serve.
     let mut pings = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |timeout| timeout / 2));
 

@@ -1,0 +1,99 @@
+//! The command line of the real binary: every flag documented, every bad value named, exit 2.
+
+mod support;
+
+use std::process::Command;
+
+use support::BIN;
+
+const FLAGS: &[&str] = &[
+    "--port",
+    "--host",
+    "--mode",
+    "--workers",
+    "--threads",
+    "--instance",
+    "--drain-timeout",
+    "--header-timeout",
+    "--max-header-bytes",
+    "--max-body-bytes",
+    "--max-connections",
+    "--keep-alive",
+    "--backlog",
+    "--randoms-max",
+    "--randoms-concurrency",
+    "--trusted-proxies",
+];
+
+#[test]
+fn help_explains_every_flag_and_its_environment_variable() {
+    let output = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for flag in FLAGS {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    for env in ["PORT", "APP_MODE", "APP_WORKERS", "APP_THREADS", "APP_DRAIN_TIMEOUT", "LISTEN_FDS", "SIGHUP"]
+    {
+        assert!(help.contains(env), "--help does not mention {env}");
+    }
+    assert!(help.contains("one event loop"), "--help says what --threads 1 means");
+}
+
+#[test]
+fn a_bad_value_names_its_flag_and_exits_2() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--port", "http"], "--port"),
+        (&["--port", "70000"], "--port"),
+        (&["--host", "localhost:80"], "--host"),
+        (&["--mode", "forks"], "--mode"),
+        (&["--workers", "0"], "--workers"),
+        (&["--workers", "many"], "--workers"),
+        (&["--threads", "0"], "--threads"),
+        (&["--drain-timeout", "0"], "--drain-timeout"),
+        (&["--drain-timeout", "5h"], "--drain-timeout"),
+        (&["--header-timeout", "soon"], "--header-timeout"),
+        (&["--max-header-bytes", "10"], "--max-header-bytes"),
+        (&["--max-body-bytes", "0"], "--max-body-bytes"),
+        (&["--max-connections", "0"], "--max-connections"),
+        (&["--keep-alive", "maybe"], "--keep-alive"),
+        (&["--backlog", "0"], "--backlog"),
+        (&["--randoms-max", "0"], "--randoms-max"),
+        (&["--randoms-concurrency", "0"], "--randoms-concurrency"),
+        (&["--trusted-proxies", "10.0.0.0/8,nope"], "--trusted-proxies"),
+        (&["--no-such-flag"], "--no-such-flag"),
+    ];
+    for (args, flag) in cases {
+        let output = Command::new(BIN).args(*args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?} should name {flag}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_value_from_the_environment_names_the_flag_too() {
+    let output = Command::new(BIN).env("APP_MODE", "bogus").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--mode"));
+}
+
+#[test]
+fn the_mode_is_case_insensitive_as_the_seeds_write_it() {
+    for mode in ["FORK", "fork", "Cluster", "CLUSTER"] {
+        let output = Command::new(BIN).args(["--mode", mode, "--port", "http"]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        // Only the port is wrong: the mode was accepted.
+        assert!(stderr.contains("--port") && !stderr.contains("--mode"), "{mode}: {stderr}");
+    }
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(BIN).args(["--port", &port]).env_remove("NOTIFY_SOCKET").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+}

@@ -1,0 +1,108 @@
+//! Cluster mode against the real binary: N worker processes on one socket, respawn, rolling reload,
+//! stop, and workers that never outlive their primary.
+
+mod support;
+
+use support::*;
+
+fn cluster(workers: &str) -> App {
+    let mut app = App::activated(&["--mode", "CLUSTER", "--workers", workers]).ready();
+    let status = app.wait_for_notification("STATUS=");
+    assert_eq!(status, format!("STATUS={workers}/{workers} workers ready, 0 restarts"));
+    app
+}
+
+#[test]
+fn the_primary_runs_n_workers_that_share_its_socket() {
+    let app = cluster("3");
+    let workers = children(app.pid());
+    assert_eq!(workers.len(), 3, "{workers:?}");
+
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let info = app.get("/info").json();
+        assert_eq!(info["mode"], "cluster");
+        assert_eq!(info["workers"], 3);
+        assert_eq!(info["ppid"], app.pid(), "only workers answer, never the primary");
+        assert_eq!(info["listener"], "inherited (LISTEN_FDS)");
+        answered.insert(info["pid"].as_i64().unwrap() as i32);
+        if answered.len() == 3 {
+            break;
+        }
+    }
+    assert!(answered.iter().all(|pid| workers.contains(pid)), "{answered:?} not all in {workers:?}");
+    assert!(answered.len() >= 2, "the kernel spreads connections over the workers: {answered:?}");
+}
+
+#[test]
+fn a_killed_worker_is_respawned_while_the_others_keep_answering() {
+    let mut app = cluster("2");
+    let before = children(app.pid());
+    let victim = before[0];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    // From the kill until the replacement is ready, every request is answered by the other worker.
+    let mut served = 0;
+    let status = loop {
+        assert_eq!(app.get("/healthz").status, 200);
+        served += 1;
+        let now = children(app.pid());
+        if now.len() == 2 && !now.contains(&victim) {
+            break app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
+        }
+        assert!(served < 100_000, "no replacement worker appeared");
+    };
+    assert_eq!(status, "STATUS=2/2 workers ready, 1 restart");
+    assert!(app.logs().contains("killed by signal 9 (SIGKILL)"), "the log says why the worker went");
+    assert_eq!(app.get("/info").json()["mode"], "cluster");
+}
+
+#[test]
+fn sighup_replaces_every_worker_with_no_failed_request() {
+    let mut app = cluster("2");
+    let before = children(app.pid());
+    let (load, ()) = load_while(app.addr, "/info", || {
+        app.signal(libc::SIGHUP);
+        app.wait_for_notification("RELOADING=1");
+        app.wait_for_notification("READY=1");
+    });
+    eprintln!("reload under load: {} requests, {} failed", load.sent, load.failed.len());
+    assert!(load.failed.is_empty(), "{:?}", load.failed);
+    eventually("the old workers have exited", || before.iter().all(|pid| !alive(*pid)));
+    let after = children(app.pid());
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|pid| !before.contains(pid)), "{before:?} -> {after:?}");
+}
+
+#[test]
+fn sigterm_drains_the_workers_then_the_primary_exits() {
+    let mut app = cluster("2");
+    let workers = children(app.pid());
+    app.signal(libc::SIGTERM);
+    app.wait_for_notification("STOPPING=1");
+    assert!(app.wait_exit().success());
+    assert!(workers.iter().all(|pid| !alive(*pid)), "workers outlived the primary");
+}
+
+#[test]
+fn workers_do_not_outlive_a_killed_primary() {
+    let app = cluster("2");
+    let workers = children(app.pid());
+    app.signal(libc::SIGKILL);
+    eventually("every worker has exited", || workers.iter().all(|pid| !alive(*pid)));
+}
+
+#[test]
+fn a_worker_that_stops_answering_is_killed_by_the_primarys_watchdog() {
+    // No WATCHDOG_PID: the timeout is for this process; the primary holds its workers to it.
+    let mut app =
+        App::activated_with(&["--mode", "cluster", "--workers", "2"], &[("WATCHDOG_USEC", "1000000")]);
+    app.wait_for_notification("READY=1");
+    app.wait_for_notification("WATCHDOG=1");
+    let frozen = children(app.pid())[0];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(frozen, libc::SIGSTOP) };
+    app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
+    assert!(!alive(frozen));
+    assert!(app.logs().contains("missed its watchdog deadline"), "the log says why");
+}

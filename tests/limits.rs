@@ -1,0 +1,67 @@
+//! Every HTTP limit of the real binary, each set by its flag.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use support::*;
+
+#[test]
+fn a_request_head_over_the_limit_gets_431() {
+    let app = App::activated(&["--max-header-bytes", "1024"]).ready();
+    let long = "x".repeat(2000);
+    let response = request(app.addr, "GET", "/info", &[("x-long", &long)], b"");
+    assert_eq!(response.status, 431);
+    let fits = "x".repeat(500);
+    assert_eq!(request(app.addr, "GET", "/info", &[("x-long", &fits)], b"").status, 200);
+}
+
+#[test]
+fn a_body_over_the_limit_gets_a_json_413() {
+    let app = App::activated(&["--max-body-bytes", "10"]).ready();
+    let response = request(app.addr, "POST", "/healthz", &[], b"0123456789X");
+    assert_eq!(response.status, 413);
+    assert!(response.error().contains("limit of 10 bytes"), "{}", response.body);
+}
+
+#[test]
+fn a_client_that_never_finishes_its_head_is_disconnected() {
+    let app = App::activated(&["--header-timeout", "300ms"]).ready();
+    let mut slow = TcpStream::connect(app.addr).unwrap();
+    slow.write_all(b"GET /info HTTP/1.1\r\nhost: t\r\n").unwrap();
+    slow.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).expect("closed by the server, not left hanging");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert_eq!(app.get("/healthz").status, 200, "the server is unharmed");
+}
+
+#[test]
+fn connections_over_the_limit_are_refused_with_a_503_at_once() {
+    let app = App::activated(&["--max-connections", "2"]).ready();
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(app.addr).unwrap()).collect();
+    eventually("both connections are accepted", || accepted_connections(app.pid(), app.addr.port()) == 2);
+
+    let refused = app.get("/healthz");
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(refused.error().contains("too many open connections"), "{}", refused.body);
+
+    drop(held);
+    eventually("a freed slot serves again", || app.get("/healthz").status == 200);
+}
+
+#[test]
+fn keep_alive_can_be_turned_off() {
+    let app = App::activated(&["--keep-alive", "false"]).ready();
+    let mut stream = TcpStream::connect(app.addr).unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n").unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let response = parse_response(&raw).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+}

