@@ -1,0 +1,45 @@
+# The app binary and its systemd units (systemd/ installed under lib/systemd/system, with the
+# FHS paths in them replaced by store paths: see unitSubstitutions in ./lib.nix).
+{ lib, rustPlatform, coreutils }:
+
+let
+  app = import ./lib.nix;
+  cargo = builtins.fromTOML (builtins.readFile ../Cargo.toml);
+  unitDir = "$out/lib/systemd/system";
+in
+rustPlatform.buildRustPackage {
+  pname = cargo.package.name;
+  inherit (cargo.package) version;
+
+  # The crate and the unit files, nothing else (a change in docs/ or nixos/ does not rebuild).
+  src = lib.cleanSourceWith {
+    name = "app-source";
+    src = ../.;
+    filter = path: type:
+      let
+        rel = lib.removePrefix (toString ../. + "/") (toString path);
+        top = builtins.head (lib.splitString "/" rel);
+      in
+      builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" ]
+      || builtins.elem top [ "src" "systemd" "benches" ]
+      || (top == "tests" && (type == "directory" || lib.hasSuffix ".rs" rel));
+  };
+
+  cargoLock.lockFile = ../Cargo.lock;
+
+  postInstall = ''
+    mkdir -p ${unitDir}
+    install -m 0644 systemd/* ${unitDir}/
+    ${app.substituteCommands unitDir (app.unitSubstitutions {
+      app = "${placeholder "out"}/bin/app";
+      kill = "${coreutils}/bin/kill";
+    })}
+  '';
+
+  meta = {
+    description = cargo.package.description or "app";
+    license = lib.licenses.mit;
+    mainProgram = "app";
+    platforms = lib.platforms.linux;
+  };
+}
