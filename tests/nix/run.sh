@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Checks of the Nix side (flake.nix, nixos/) that run on a plain Debian, as root, without
+# nixpkgs: parse, lint, format, the builtins-only logic tests, the unit files vs the package,
+# the generated nginx configuration (nginx -t), and the VM tests' Python scripts.
+# The VM tests themselves need NixOS or Nix with a binary cache: `nix flake check`.
+#
+#   tests/nix/run.sh
+#
+# Installs what is missing: nix-bin (apt), deadnix and nixpkgs-fmt (cargo, into ~/.cargo/bin),
+# pyflakes (pip, in a cached venv; skipped if that is not possible).
+# With APP_NIXPKGS_LIB=/path/to/nixpkgs/lib it also evaluates the module, the VM tests' nodes and
+# the flake with lib.evalModules (tests/nix/eval-module.nix).
+set -uo pipefail
+
+cd "$(dirname "$0")/../.."
+export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/app-nix-tests
+failures=()
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; failures+=("$*"); }
+
+# ---- tools -------------------------------------------------------------------------------------
+if ! command -v nix-instantiate >/dev/null; then
+    step "installing nix-bin (apt)"
+    apt-get install -y nix-bin >/dev/null || { apt-get update >/dev/null && apt-get install -y nix-bin >/dev/null; } ||
+        { echo "cannot install nix-bin" >&2; exit 2; }
+fi
+if ! command -v python3 >/dev/null; then
+    step "installing python3 (apt)"
+    apt-get install -y python3 >/dev/null || { echo "cannot install python3" >&2; exit 2; }
+fi
+for tool in deadnix nixpkgs-fmt; do
+    if ! command -v "$tool" >/dev/null; then
+        step "installing $tool (cargo install --locked)"
+        cargo install --locked --quiet "$tool" || { echo "cannot install $tool" >&2; exit 2; }
+    fi
+done
+PYFLAKES=()
+if python3 -m pyflakes --version >/dev/null 2>&1; then
+    PYFLAKES=(python3 -m pyflakes)
+elif [ -x "$CACHE/venv/bin/pyflakes" ]; then
+    PYFLAKES=("$CACHE/venv/bin/pyflakes")
+elif python3 -m venv "$CACHE/venv" >/dev/null 2>&1 && "$CACHE/venv/bin/pip" install -q pyflakes >/dev/null 2>&1; then
+    PYFLAKES=("$CACHE/venv/bin/pyflakes")
+else
+    echo "note: pyflakes unavailable (python3-venv?), the VM test scripts are only parsed" >&2
+fi
+
+eval_json() { nix-instantiate --eval --strict --json "$@"; }
+
+mapfile -t NIX_FILES < <(find . -name '*.nix' -not -path './.git/*' -not -path './target/*' | sort)
+
+# ---- every .nix file parses --------------------------------------------------------------------
+step "nix-instantiate --parse (${#NIX_FILES[@]} files)"
+for f in "${NIX_FILES[@]}"; do
+    nix-instantiate --parse "$f" >/dev/null || fail "parse $f"
+done
+
+# ---- lint and format ---------------------------------------------------------------------------
+step "deadnix --fail"
+deadnix --fail "${NIX_FILES[@]}" || fail "deadnix"
+
+step "nixpkgs-fmt --check"
+nixpkgs-fmt --check "${NIX_FILES[@]}" || fail "nixpkgs-fmt (run: nixpkgs-fmt ${NIX_FILES[*]})"
+
+# ---- the builtins-only logic -------------------------------------------------------------------
+step "nixos/lib.nix unit tests (tests/nix/lib-test.nix)"
+if out=$(eval_json tests/nix/lib-test.nix); then
+    python3 -c 'import json,sys; print("passed:", json.load(sys.stdin)["passed"], "cases")' <<<"$out"
+else
+    fail "lib-test.nix"
+fi
+
+step "unit files: systemd/ as the package installs them (tests/nix/units-test.nix)"
+if out=$(eval_json tests/nix/units-test.nix); then
+    python3 -c 'import json,sys; d=json.load(sys.stdin); print("passed:", d["passed"], "checks on", ", ".join(d["files"]))' <<<"$out"
+else
+    fail "units-test.nix"
+fi
+grep -q 'install -m 0644 systemd/\* ' nixos/package.nix || fail "nixos/package.nix no longer installs every file of systemd/"
+
+# ---- generated nginx configuration -------------------------------------------------------------
+step "nginx -t on the configurations nixos/lib.nix generates (tests/nix/nginx-conf.nix)"
+if command -v nginx >/dev/null; then
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/tmp"
+    for layout in layout-a layout-b proxy; do
+        if ! eval_json tests/nix/nginx-conf.nix --argstr layout "$layout" --argstr prefix "$tmp" |
+            python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin))' >"$tmp/$layout.conf"; then
+            fail "nginx-conf.nix $layout"
+            continue
+        fi
+        # Warnings count: "load balancing method redefined" silently disables keepalive.
+        if ! msg=$(nginx -t -q -c "$tmp/$layout.conf" -p "$tmp/" -g "error_log $tmp/error.log;" 2>&1) || [ -n "$msg" ]; then
+            fail "nginx -t $layout: $msg"
+        else
+            echo "ok $layout"
+        fi
+    done
+else
+    echo "skipped: no nginx binary (apt-get install nginx to check the generated configuration)"
+fi
+
+# ---- the VM tests' scripts ---------------------------------------------------------------------
+step "VM test scripts parse${PYFLAKES:+ and pass pyflakes} (tests/nix/test-scripts.nix)"
+scripts=$(mktemp -d)
+if eval_json tests/nix/test-scripts.nix | python3 -c '
+import ast, json, sys
+for name, src in json.load(sys.stdin).items():
+    ast.parse(src, filename=name)
+    open(sys.argv[1] + "/" + name[:-4] + ".py", "w").write(src)
+    print("ok", name)
+' "$scripts"; then
+    if [ ${#PYFLAKES[@]} -gt 0 ]; then
+        # The names the NixOS test driver defines for a script.
+        PYFLAKES_BUILTINS=machine,proxy,backend1,backend2,client,start_all,join_all,subtest,retry,polling_condition,serial_stdout_on,serial_stdout_off,driver,log \
+            "${PYFLAKES[@]}" "$scripts"/*.py || fail "pyflakes on the VM test scripts"
+    fi
+else
+    fail "VM test scripts"
+fi
+rm -rf "$scripts"
+
+# ---- optional: the module against the nixpkgs library --------------------------------------------
+if [ -n "${APP_NIXPKGS_LIB:-}" ]; then
+    step "lib.evalModules with $APP_NIXPKGS_LIB (tests/nix/eval-module.nix)"
+    eval_json tests/nix/eval-module.nix --arg nixpkgsLib "$APP_NIXPKGS_LIB" >/dev/null && echo ok || fail "eval-module.nix"
+else
+    step "skipped: lib.evalModules (set APP_NIXPKGS_LIB to a nixpkgs lib/ directory)"
+fi
+
+if [ ${#failures[@]} -eq 0 ]; then
+    printf '\nall checks passed in %d s\n' "$SECONDS"
+else
+    printf '\n%d FAILED in %d s:\n' "${#failures[@]}" "$SECONDS"
+    printf '  %s\n' "${failures[@]}"
+fi
+[ ${#failures[@]} -eq 0 ]
