@@ -135,3 +135,11 @@ fn keep_alive_serves_several_requests_on_one_connection() {
     std::io::Read::read_to_string(&mut stream, &mut raw).unwrap();
     assert_eq!(raw.matches("HTTP/1.1 200 OK").count(), 2, "{raw}");
 }
+
+#[test]
+fn several_runtime_threads_serve_too() {
+    let app = App::activated(&["--threads", "3"]).ready();
+    let info = app.get("/info").json();
+    assert_eq!(info["threads"], 3);
+    assert_eq!(app.get("/api/randoms?cant=10").status, 200);
+}

@@ -95,9 +95,9 @@ async fn supervise(
                 systemd::ready(&table.status());
             }
             Some(report) = reports.recv() => {
-                let was_ready = table.all_ready();
                 table.apply(&report);
-                if table.all_ready() && !was_ready && !table.announced {
+                // READY=1 once, when every worker first is; later changes only update STATUS=.
+                if table.all_ready() && !table.announced {
                     table.announced = true;
                     tracing::info!("{}", table.status());
                     systemd::ready(&table.status());
