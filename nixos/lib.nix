@@ -61,7 +61,8 @@ rec {
     instances = { };
     defaults = {
       mode = "fork";
-      workers = 1;
+      # null: the binary's own default (cluster mode: one worker per CPU; threads: 1).
+      workers = null;
       threads = null;
     };
     listenAddress = "127.0.0.1";
@@ -204,9 +205,9 @@ rec {
     in
     {
       APP_MODE = i.mode;
-      APP_WORKERS = toString i.workers;
       RUST_LOG = (normalize cfg).logLevel;
     }
+    // optionalAttrs (i.workers != null) { APP_WORKERS = toString i.workers; }
     // optionalAttrs (i.threads != null) { APP_THREADS = toString i.threads; }
     // optionalAttrs (proxies != [ ]) { APP_TRUSTED_PROXIES = concatStringsSep "," proxies; }
     // optionalAttrs (url != null) { APP_REDIS_URL = url; }
@@ -469,8 +470,8 @@ rec {
         in
         [
           (check (isPortName n) "${inst n}: an instance is named by its TCP port, a number from 1 to 65535 without leading zeros (for example services.app.instances.\"8082\" = { };). Rename it.")
-          (check (i.workers >= 1) "${inst n}.workers is ${toString i.workers}: an instance needs at least 1 worker. Set ${inst n}.workers (or services.app.defaults.workers) to 1 or more.")
-          (check (i.threads == null || i.threads >= 1) "${inst n}.threads is ${toString i.threads}: set it to 1 or more, or to null for one thread per CPU.")
+          (check (i.workers == null || i.workers >= 1) "${inst n}.workers is ${toString i.workers}: an instance needs at least 1 worker. Set ${inst n}.workers (or services.app.defaults.workers) to 1 or more, or to null for one per CPU.")
+          (check (i.threads == null || i.threads >= 1) "${inst n}.threads is ${toString i.threads}: set it to 1 or more, or to null for the binary's default.")
           (check (elem i.mode modes) "${inst n}.mode is ${show i.mode}: use \"fork\" or \"cluster\".")
           (check (!(elem (fromDecimalOr n) nginxPorts)) "${inst n}: port ${n} is also a port nginx listens on (services.nginx virtual hosts). Give the instance another port, or move nginx with services.app.nginx.port.")
           (check (!(c.redis.enable && fromDecimalOr n == c.redis.port)) "${inst n}: port ${n} is also services.app.redis.port. Give one of them another port.")

@@ -136,14 +136,14 @@ in
         description = "Mode of instances that do not set one.";
       };
       workers = mkOption {
-        type = types.int;
+        type = types.nullOr types.int;
         default = d.defaults.workers;
-        description = "Workers of instances that do not set them.";
+        description = "Workers of instances that do not set them (null: the binary's default, one per CPU).";
       };
       threads = mkOption {
         type = types.nullOr types.int;
         default = d.defaults.threads;
-        description = "Runtime threads per process of instances that do not set them (null: one per CPU).";
+        description = "Runtime threads per process of instances that do not set them (null: the binary's default, 1).";
       };
     };
 

@@ -48,7 +48,7 @@ pkgs.testers.runNixOSTest {
         dropins = machine.succeed("systemctl show -P DropInPaths app@8082.service")
         assert "app@8082.service.d/overrides.conf" in dropins, dropins
         machine.succeed("systemctl cat app@8082.service | grep -q '^ExecStart=/nix/store/.*/bin/app$'")
-        machine.succeed("grep -q '^APP_WORKERS=\"1\"$' /etc/app/8082.env")
+        machine.succeed("grep -q '^APP_MODE=\"fork\"$' /etc/app/8082.env")
 
     with subtest("nginx spreads /api/randoms over the four instances"):
         for _ in range(16):
@@ -58,12 +58,13 @@ pkgs.testers.runNixOSTest {
         for port in api_ports:
             machine.succeed(f"systemctl is-active app@{port}.service")
             info = json.loads(machine.succeed(f"curl -sf http://127.0.0.1:{port}/info"))
+            assert info["port"] == port, info
             assert str(info["instance"]) == str(port), info
         machine.fail("systemctl is-active app@8080.service")
 
     with subtest("/info through nginx is served by the instance on 8080"):
         info = json.loads(machine.succeed("curl -sf http://127.0.0.1/info"))
-        assert str(info["instance"]) == "8080", info
+        assert info["port"] == 8080, info
         assert info["mode"] == "fork", info
         machine.succeed("systemctl is-active app@8080.service")
         machine.succeed("curl -sf http://127.0.0.1/healthz")
