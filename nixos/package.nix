@@ -1,6 +1,6 @@
 # The app binary and its systemd units (systemd/ installed under lib/systemd/system, with the
 # FHS paths in them replaced by store paths: see unitSubstitutions in ./lib.nix).
-{ lib, rustPlatform, coreutils }:
+{ lib, rustPlatform, coreutils, systemd }:
 
 let
   app = import ./lib.nix;
@@ -26,6 +26,9 @@ rustPlatform.buildRustPackage {
   };
 
   cargoLock.lockFile = ../Cargo.lock;
+
+  # tests/activation.rs starts the binary under systemd-socket-activate.
+  nativeCheckInputs = [ systemd ];
 
   postInstall = ''
     mkdir -p ${unitDir}

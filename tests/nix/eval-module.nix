@@ -300,6 +300,7 @@ let
     callPackage = f: args: import f ({
       inherit lib;
       coreutils = fakePath "coreutils";
+      systemd = fakePath "systemd";
       rustPlatform.buildRustPackage = attrs: attrs // { type = "derivation"; outPath = fakePath "app"; name = "app"; };
     } // args);
     writeText = name: text: builtins.seq text (fakePath name);
