@@ -26,7 +26,8 @@
         default = pkgs.callPackage ./nixos/package.nix { };
       });
 
-      nixosModules.default = ./nixos/module.nix;
+      # A function (not a path): older `nix flake check` accepts only functions and attrsets here.
+      nixosModules.default = import ./nixos/module.nix;
 
       checks = forAllSystems (pkgs:
         {

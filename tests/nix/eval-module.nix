@@ -320,6 +320,7 @@ let
     (expect "package name" flake.packages.x86_64-linux.default.pname "app")
     (expect "cargoLock" flake.packages.x86_64-linux.default.cargoLock.lockFile ../../Cargo.lock)
     (expect "app" flake.apps.x86_64-linux.default.program "${fakePath "app"}/bin/app")
+    (expect "module is a function" (builtins.isFunction flake.nixosModules.default) true)
   ];
 in
 assert defaultsMatchLib && layoutBMatchesLib && seedMistakeFails && redisOk && disabledOk && flakeOk;
