@@ -49,7 +49,7 @@ fi
 
 eval_json() { nix-instantiate --eval --strict --json "$@"; }
 
-mapfile -t NIX_FILES < <(find . -name '*.nix' -not -path './.git/*' -not -path './target/*' | sort)
+mapfile -t NIX_FILES < <(find . \( -path ./.git -o -path ./target -o -path ./.cache \) -prune -o -name '*.nix' -print | sort)
 
 # ---- every .nix file parses --------------------------------------------------------------------
 step "nix-instantiate --parse (${#NIX_FILES[@]} files)"
