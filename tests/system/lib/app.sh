@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Sourced: helpers about the app and nginx inside a container.
+
+# prop CT UNIT PROPERTY: one systemd property's value.
+prop() { ct_exec "$1" systemctl show -P "$3" "$2"; }
+
+# main_pid CT UNIT
+main_pid() { prop "$1" "$2" MainPID; }
+
+# cgroup_procs CT UNIT: the PIDs in the unit's cgroup (as seen inside the container).
+cgroup_procs() {
+    local cg
+    cg=$(prop "$1" "$2" ControlGroup)
+    ct_exec "$1" sh -c "cat /sys/fs/cgroup/unified$cg/cgroup.procs 2>/dev/null ||
+                        cat /sys/fs/cgroup$cg/cgroup.procs 2>/dev/null ||
+                        cat /sys/fs/cgroup/systemd$cg/cgroup.procs"
+}
+
+# is_active CT UNIT
+is_active() { [ "$(ct_exec "$1" systemctl is-active "$2")" = active ]; }
+
+# get CT URL: body of a GET from inside the container's network (fails on non-2xx).
+get() { ct_net "$1" curl -fsS --max-time 10 "$2"; }
+
+# json FIELD: read one field of a JSON object on stdin.
+json() { python3 -c 'import json, sys; v = json.load(sys.stdin)[sys.argv[1]]; print(v)' "$1"; }
+
+# load_start CT TAG LOAD_ARGS...: start tests/system/load.py in the background inside the
+# container's network; the result goes to $WORK/out/TAG.json. Stop it early with load_stop.
+load_start() {
+    local ct=$1 tag=$2
+    shift 2
+    rm -f "$WORK/out/$tag.stop"
+    ct_net "$ct" python3 "$HERE/load.py" --stop-file "$WORK/out/$tag.stop" "$@" \
+        > "$WORK/out/$tag.json" &
+    echo $! > "$WORK/out/$tag.pid"
+}
+
+load_stop() { touch "$WORK/out/$1.stop"; }
+
+# shellcheck disable=SC2034  # SENT and FAILED are read by the scenarios
+# load_wait TAG: wait for the load to end, print its summary, set SENT and FAILED
+# (FAILED = non-2xx answers + connection errors).
+load_wait() {
+    local tag=$1 out=$WORK/out/$1.json
+    wait "$(cat "$WORK/out/$tag.pid")" || fail "load tool failed"
+    rm -f "$WORK/out/$tag.pid"
+    SENT=$(json sent < "$out")
+    FAILED=$(( $(json non2xx < "$out") + $(json errors < "$out") ))
+    note "load $tag: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.pop("tally", None); print(json.dumps(d))' "$out")"
+}
+
+# upstream_counts CT PATH_PREFIX: "count upstream" lines from nginx's access log, one per
+# instance that finally answered requests under PATH_PREFIX (the last address of each line).
+upstream_counts() {
+    ct_exec "$1" cat /var/log/nginx/access.log |
+        awk -v p="\"GET $2" 'index($0, p) { s = $0; sub(/.*upstream=/, "", s); sub(/ upstream_status=.*/, "", s)
+                                             n = split(s, a, ", "); print a[n] }' | sort | uniq -c
+}
+
+# served CT: how many requests nginx has logged so far.
+served() { ct_exec "$1" sh -c 'wc -l < /var/log/nginx/access.log'; }
+
+# wait_served CT N: wait (bounded) until nginx has logged N more requests: traffic flows.
+wait_served() { wait_until 20 "$2 more requests through nginx" served_at_least "$1" $(( $(served "$1") + $2 )); }
+served_at_least() { [ "$(served "$1")" -ge "$2" ]; }
+
+# replaced_all CT UNIT PIDS: of PIDS (sorted), only the main process is still in the unit.
+replaced_all() {
+    [ "$(comm -12 <(echo "$3") <(cgroup_procs "$1" "$2" | sort) | wc -l)" = 1 ]
+}
+
+# runs_new_binary CT UNIT: the main process runs the current /usr/local/bin/app (not a
+# replaced, deleted file).
+runs_new_binary() {
+    local exe
+    exe=$(ct_exec "$1" readlink "/proc/$(main_pid "$1" "$2")/exe")
+    [ "$exe" = /usr/local/bin/app ] && is_active "$1" "$2"
+}
+
+# start_all CT PORT...: wake instances with one direct request each (they start lazily).
+start_all() {
+    local port
+    for port in "${@:2}"; do get "$1" "http://127.0.0.1:$port/healthz" >/dev/null || fail "instance $port does not answer"; done
+}
+
+# restarted CT UNIT OLD_PID: the unit is active again under another main PID.
+restarted() {
+    local pid
+    pid=$(main_pid "$1" "$2")
+    [ "$pid" != 0 ] && [ "$pid" != "$3" ] && is_active "$1" "$2"
+}
+
+# worker_replaced CT UNIT DEAD_PID COUNT: DEAD_PID is gone and the unit has COUNT processes.
+worker_replaced() {
+    local procs
+    procs=$(cgroup_procs "$1" "$2")
+    ! grep -qx "$3" <<<"$procs" && [ "$(wc -l <<<"$procs")" = "$4" ]
+}
+
+# journal_with CT UNIT FIELD VALUE: the messages of UNIT's journal entries whose structured
+# field FIELD (as the app logs it, e.g. F_PID) equals VALUE.
+journal_with() {
+    ct_exec "$1" journalctl -u "$2" --no-pager -o json |
+        python3 -c '
+import json, sys
+for line in sys.stdin:
+    e = json.loads(line)
+    if str(e.get(sys.argv[1])) == sys.argv[2]:
+        print(e.get("MESSAGE"))' "$3" "$4"
+}

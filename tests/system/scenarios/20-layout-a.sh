@@ -1,0 +1,36 @@
+# shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
+# Layout (a): /api/randoms is answered by the cluster instance on 8081 (a primary and N
+# workers in its cgroup), every other path by the fork instance on 8080.
+WORKERS=3
+ct_prepare a layout-a 8080 8081
+echo "APP_MODE=fork" > "$(ct_path a)/etc/app/8080.env"
+printf 'APP_MODE=cluster\nAPP_WORKERS=%s\n' "$WORKERS" > "$(ct_path a)/etc/app/8081.env"
+ct_boot a
+
+load_start a a --path '/api/randoms?cant=100' --path /info --path /healthz \
+    --max-requests 300 --concurrency 3 --duration 30
+load_wait a
+[ "$FAILED" = 0 ] || fail "$FAILED requests failed"
+
+counts=$(upstream_counts a /api/randoms)
+note "/api/randoms answered by: $(oneline "$counts")"
+[ "$(awk '{ print $2 }' <<<"$counts")" = 127.0.0.1:8081 ] || fail "/api/randoms not answered by 8081 alone"
+counts=$(upstream_counts a /info)
+[ "$(awk '{ print $2 }' <<<"$counts")" = 127.0.0.1:8080 ] || fail "/info not answered by 8080 alone"
+
+info=$(get a http://127.0.0.1/info)
+[ "$(json mode <<<"$info")" = fork ] || fail "/info through nginx is not the fork instance: $info"
+[ "$(json instance <<<"$info")" = 8080 ] || fail "/info through nginx is not instance 8080: $info"
+info=$(get a http://127.0.0.1:8081/info)
+[ "$(json mode <<<"$info")" = cluster ] || fail "8081 is not in cluster mode: $info"
+[ "$(json workers <<<"$info")" = "$WORKERS" ] || fail "8081 does not say $WORKERS workers: $info"
+
+main=$(main_pid a app@8081.service)
+procs=$(cgroup_procs a app@8081.service)
+[ "$(wc -l <<<"$procs")" = $((WORKERS + 1)) ] || fail "app@8081's cgroup holds $(oneline "$procs"), not a primary and $WORKERS workers"
+for pid in $procs; do
+    [ "$pid" = "$main" ] && continue
+    [ "$(ct_exec a ps -o ppid= -p "$pid" | tr -d ' ')" = "$main" ] || fail "process $pid in app@8081 is not a worker of $main"
+done
+note "app@8081: primary $main + $WORKERS workers in its cgroup"
+report "$SENT" "$FAILED"
