@@ -21,4 +21,5 @@ step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
 step "release build" cargo build --locked --release
+step "nix checks" tests/nix/run.sh
 printf '\nall tests passed in %ss\n' $((SECONDS - started))

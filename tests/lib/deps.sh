@@ -6,7 +6,7 @@ TEST_PACKAGES=(
   curl jq iproute2 procps
   nginx redis-server
   systemd-container mmdebstrap   # a real systemd as PID 1 in a container
-  nix-bin                        # parsing and evaluating the Nix files
+  nix-bin python3-pyflakes       # parsing, evaluating and linting the Nix side
 )
 
 need_packages() {

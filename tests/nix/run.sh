@@ -7,45 +7,29 @@
 #   tests/nix/run.sh
 #
 # Installs what is missing: nix-bin (apt), deadnix and nixpkgs-fmt (cargo, into ~/.cargo/bin),
-# pyflakes (pip, in a cached venv; skipped if that is not possible).
+# pyflakes (Debian's python3-pyflakes).
 # With APP_NIXPKGS_LIB=/path/to/nixpkgs/lib it also evaluates the module, the VM tests' nodes and
 # the flake with lib.evalModules (tests/nix/eval-module.nix).
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH:/usr/sbin:/sbin"
-CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/app-nix-tests
 failures=()
 
 step() { printf '\n== %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; failures+=("$*"); }
 
 # ---- tools -------------------------------------------------------------------------------------
-if ! command -v nix-instantiate >/dev/null; then
-    step "installing nix-bin (apt)"
-    apt-get install -y nix-bin >/dev/null || { apt-get update >/dev/null && apt-get install -y nix-bin >/dev/null; } ||
-        { echo "cannot install nix-bin" >&2; exit 2; }
-fi
-if ! command -v python3 >/dev/null; then
-    step "installing python3 (apt)"
-    apt-get install -y python3 >/dev/null || { echo "cannot install python3" >&2; exit 2; }
-fi
+source tests/lib/deps.sh
+need_packages nix-bin python3 python3-pyflakes || { echo "cannot install the Nix check tools" >&2; exit 2; }
 for tool in deadnix nixpkgs-fmt; do
     if ! command -v "$tool" >/dev/null; then
         step "installing $tool (cargo install --locked)"
         cargo install --locked --quiet "$tool" || { echo "cannot install $tool" >&2; exit 2; }
     fi
 done
-PYFLAKES=()
-if python3 -m pyflakes --version >/dev/null 2>&1; then
-    PYFLAKES=(python3 -m pyflakes)
-elif [ -x "$CACHE/venv/bin/pyflakes" ]; then
-    PYFLAKES=("$CACHE/venv/bin/pyflakes")
-elif python3 -m venv "$CACHE/venv" >/dev/null 2>&1 && "$CACHE/venv/bin/pip" install -q pyflakes >/dev/null 2>&1; then
-    PYFLAKES=("$CACHE/venv/bin/pyflakes")
-else
-    echo "note: pyflakes unavailable (python3-venv?), the VM test scripts are only parsed" >&2
-fi
+# Debian's interpreter, where python3-pyflakes installs (another python3 may come first on PATH).
+PYFLAKES=(/usr/bin/python3 -m pyflakes)
 
 eval_json() { nix-instantiate --eval --strict --json "$@"; }
 
