@@ -42,7 +42,7 @@ ct_boot() {
         echo "$BASHPID" > "/sys/fs/cgroup/systemd/$unit/cgroup.procs"
         echo "$BASHPID" > "/sys/fs/cgroup/unified/$unit/cgroup.procs"
         exec systemd-nspawn --quiet --register=no --keep-unit --link-journal=no \
-            --console=read-only -D "$dir/merged" -M "$name" "$net" \
+            --console=read-only -D "$dir/merged" -M "$unit" "$net" \
             --bind-ro="$(dirname "$APP_BIN"):/opt/app" -b >"$dir/console.log" 2>&1
     ) &
     echo $! > "$dir/nspawn.pid"

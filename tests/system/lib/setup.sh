@@ -21,13 +21,16 @@ harness_setup() {
     WORK=$(mktemp -d "/var/tmp/$name.XXXXXX")
     mount -t tmpfs -o mode=0700 "$name" "$WORK"
     mkdir -p "$WORK/ct" "$WORK/out"
-    NSPAWN_TMPFS=
+    # /run is not a tmpfs on every host; nspawn keeps its propagation mounts and locks in
+    # /run/systemd/nspawn, so it gets a tmpfs, shared by every run of this harness going on at
+    # once: mounted under an exclusive lock, used under a shared one, unmounted by the last run.
+    exec {HARNESS_LOCK}>>/var/tmp/app-system-tests.lock
+    flock -x "$HARNESS_LOCK"
     if ! mountpoint -q /run/systemd/nspawn 2>/dev/null; then
-        # /run is not a tmpfs on every host; nspawn keeps its propagation mounts here.
         mkdir -p /run/systemd/nspawn
-        mount -t tmpfs nspawn /run/systemd/nspawn
-        NSPAWN_TMPFS=1
+        mount -t tmpfs app-nspawn /run/systemd/nspawn
     fi
+    flock -s "$HARNESS_LOCK"
     export REPO HERE WORK ROOTFS APP_BIN
 
     harness_libs
@@ -51,6 +54,9 @@ harness_cleanup() {
     netns_cleanup_all
     umount "$WORK" 2>/dev/null || umount -l "$WORK"
     rmdir "$WORK"
-    [ -n "$NSPAWN_TMPFS" ] && umount /run/systemd/nspawn
+    if flock -x -n "$HARNESS_LOCK" &&
+        [ "$(findmnt -n -o SOURCE /run/systemd/nspawn 2>/dev/null)" = app-nspawn ]; then
+        umount /run/systemd/nspawn
+    fi
     return 0
 }
