@@ -45,6 +45,7 @@ done
 echo
 echo "scenario                     requests sent   failed"
 cat "$WORK"/out/*.result 2>/dev/null || true
+[ -s "$WORK/out/exposure" ] && echo "systemd-analyze security app@8082.service: exposure $(cat "$WORK/out/exposure")"
 printf 'system suite: total %.1f s\n' "$(elapsed "$START")"
 echo "system: $passed passed, ${#failed[@]} failed"
 [ ${#failed[@]} -eq 0 ] || { echo "failed: ${failed[*]}"; exit 1; }
