@@ -109,3 +109,14 @@ for line in sys.stdin:
     if str(e.get(sys.argv[1])) == sys.argv[2]:
         print(e.get("MESSAGE"))' "$3" "$4"
 }
+
+# no_failures CT WHAT: fail (showing nginx's view of the failed requests) unless the last
+# load_wait counted no failed request.
+no_failures() {
+    [ "$FAILED" = 0 ] && return 0
+    echo "  nginx access log, failed requests (first 10):" >&2
+    ct_exec "$1" awk '$0 !~ /" 2[0-9][0-9] /' /var/log/nginx/access.log | head -n 10 >&2 || true
+    echo "  nginx error log (last 10):" >&2
+    ct_exec "$1" tail -n 10 /var/log/nginx/error.log >&2 || true
+    fail "$FAILED of $SENT requests $2 failed"
+}

@@ -43,7 +43,7 @@ for port in "${PORTS[@]}"; do
     [ "$(prop r app@$port.socket ActiveEnterTimestampMonotonic)" = "${since[$port]}" ] ||
         fail "app@$port.socket was restarted: connections could have been refused"
 done
-[ "$FAILED" = 0 ] || fail "$FAILED of $SENT requests failed"
+no_failures r "through nginx"
 total_sent=$SENT
 ct_stop r
 
@@ -64,5 +64,5 @@ wait_served rc 200
 ct_exec rc systemctl restart app@8081.service
 wait_served rc 200
 load_wait restart-cluster
-[ "$FAILED" = 0 ] || fail "$FAILED of $SENT requests to the cluster instance failed"
+no_failures rc "to the cluster instance"
 report $((total_sent + SENT)) 0

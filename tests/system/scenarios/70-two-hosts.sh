@@ -44,7 +44,7 @@ ct_stop b1
 note "backend host b1 halted"
 wait_served lb 300
 load_wait hosts
-[ "$FAILED" = 0 ] || fail "$FAILED of $SENT GETs failed"
+no_failures lb "(GETs)"
 
 counts=$(upstream_counts lb /)
 note "answered by: $(oneline "$counts")"
