@@ -22,4 +22,5 @@ step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
 step "release build" cargo build --locked --release
 step "nix checks" tests/nix/run.sh
+step "system tests (real systemd, real nginx)" tests/system/run.sh
 printf '\nall tests passed in %ss\n' $((SECONDS - started))
