@@ -15,6 +15,8 @@ let
   concatMap = f: l: concatLists (map f l);
   optional = c: x: if c then [ x ] else [ ];
   optionalAttrs = c: a: if c then a else { };
+  # A per-instance or per-route setting, or the default when it is unset (null).
+  pick = v: d: if v == null then d else v;
   unique = foldl' (acc: x: if elem x acc then acc else acc ++ [ x ]) [ ];
   count = x: l: length (filter (y: y == x) l);
   duplicates = l: unique (filter (x: count x l > 1) l);
@@ -146,7 +148,6 @@ rec {
     let
       c = normalize cfg;
       i = c.instances.${name};
-      pick = v: d: if v == null then d else v;
     in
     i // {
       inherit name;
@@ -315,7 +316,6 @@ rec {
     let
       c = normalize cfg;
       r = c.nginx.routes.${path};
-      pick = v: d: if v == null then d else v;
     in
     r // {
       inherit path;
