@@ -23,4 +23,5 @@ step "rust tests" cargo test --locked
 step "release build" cargo build --locked --release
 step "nix checks" tests/nix/run.sh
 step "system tests (real systemd, real nginx)" tests/system/run.sh
+step "the NixOS module's unit layout on a real systemd" tests/nix/nspawn-layout.sh
 printf '\nall tests passed in %ss\n' $((SECONDS - started))
