@@ -109,6 +109,13 @@ pub struct Config {
     #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Clients that may read /metrics, as comma-separated addresses or CIDRs; others get 403. The client
+    /// is the one --trusted-proxies resolve, so a request relayed by nginx with X-Forwarded-For is judged
+    /// by its real origin.
+    #[arg(long, env = "APP_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
+          value_parser = parse_net)]
+    pub metrics_allow: Vec<IpNet>,
 }
 
 impl Config {

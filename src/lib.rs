@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod config;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod randoms;
 pub mod routes;
 pub mod server;

@@ -48,7 +48,10 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Recei
                             drop(permit);
                         });
                     }
-                    Err(_) => refuse(stream, &refusals),
+                    Err(_) => {
+                        app.metrics.connection_refused();
+                        refuse(stream, &refusals)
+                    }
                 },
                 Err(error) => {
                     // Out of fds or memory: accepting again at once would spin on the same error.
@@ -95,7 +98,14 @@ async fn serve_connection(
                 first_request.notify_one();
             }
             let app = app.clone();
-            async move { Ok::<_, Infallible>(routes::handle(app, req, peer).await) }
+            async move {
+                // Timed here, around the whole handler, so every route is measured the same way.
+                let timer = app.metrics.request_started();
+                let route = routes::label(req.uri().path());
+                let response = routes::handle(app, req, peer).await;
+                timer.finish(route, response.status().as_u16());
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     let connection = http.serve_connection(TokioIo::new(stream), service);

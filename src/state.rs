@@ -9,6 +9,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, Mode};
 use crate::listener::Source;
+use crate::metrics::Metrics;
 
 /// Where this serving process stands in the deployment.
 #[derive(Debug, Clone)]
@@ -29,12 +30,15 @@ pub struct AppState {
     pub started: Instant,
     /// One permit per /api/randoms computation allowed to run at once.
     pub randoms_slots: Arc<Semaphore>,
+    /// This process's counters (in cluster mode, its block of the instance's shared ones).
+    pub metrics: Metrics,
 }
 
 impl AppState {
     pub fn new(config: Config, placement: Placement) -> Self {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
-        AppState { config, placement, started: Instant::now(), randoms_slots }
+        let metrics = Metrics::from_env();
+        AppState { config, placement, started: Instant::now(), randoms_slots, metrics }
     }
 
     /// Whether this process can serve: what `/healthz` answers and what the watchdog pings on.

@@ -23,6 +23,7 @@ const FLAGS: &[&str] = &[
     "--randoms-max",
     "--randoms-concurrency",
     "--trusted-proxies",
+    "--metrics-allow",
 ];
 
 #[test]

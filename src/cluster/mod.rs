@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::{listener, systemd};
+use crate::{listener, metrics, systemd};
 use slot::{Command, Report, Slot};
 use worker::SpawnSpec;
 pub use worker::WORKER_INDEX_ENV;
@@ -33,6 +33,10 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         "cluster primary starting its workers"
     );
     let notify_dir = NotifyDir::create()?;
+    // Workers count into blocks of one shared file so that any of them can answer for the instance.
+    let metrics = metrics::Shared::create(&notify_dir.0, workers)
+        .inspect_err(|error| tracing::warn!(%error, "no shared metrics: each worker counts its own"))
+        .ok();
     let watchdog = systemd::watchdog_timeout();
     let spec = Arc::new(SpawnSpec {
         exe: exe.to_path_buf(),
@@ -41,6 +45,7 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         workers,
         watchdog: watchdog.unwrap_or(DEFAULT_WORKER_WATCHDOG),
         notify_dir: notify_dir.0.clone(),
+        metrics,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(supervise(spec, config.drain_timeout, watchdog))?;
@@ -96,6 +101,9 @@ async fn supervise(
             }
             Some(report) = reports.recv() => {
                 table.apply(&report);
+                if let Some(metrics) = &spec.metrics {
+                    metrics.set_worker_restarts(table.restarts);
+                }
                 // READY=1 once, when every worker first is; later changes only update STATUS=.
                 if table.all_ready() && !table.announced {
                     table.announced = true;

@@ -12,6 +12,7 @@ use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};
 
 use crate::listener;
+use crate::metrics::{self, Lease, Shared};
 
 /// The variable that makes a started copy of the binary a cluster worker, and gives its index.
 pub const WORKER_INDEX_ENV: &str = "APP_CLUSTER_WORKER";
@@ -26,6 +27,8 @@ pub struct SpawnSpec {
     pub watchdog: Duration,
     /// Where the per-worker notify sockets live.
     pub notify_dir: PathBuf,
+    /// The instance's shared counters, when the file could be made.
+    pub metrics: Option<std::sync::Arc<Shared>>,
 }
 
 pub struct Worker {
@@ -38,6 +41,9 @@ pub struct Worker {
     child: Child,
     notify: UnixDatagram,
     socket_path: PathBuf,
+    /// The worker's metrics block: dropped with the Worker, after the process is gone, which folds
+    /// its counts into the instance's retired block.
+    _metrics: Option<Lease>,
 }
 
 pub enum Event {
@@ -90,6 +96,10 @@ impl Worker {
             .env_remove("LISTEN_FDNAMES")
             .env_remove("WATCHDOG_PID")
             .stdin(Stdio::null());
+        let lease = spec.metrics.as_ref().and_then(|shared| shared.lease());
+        if let (Some(shared), Some(lease)) = (&spec.metrics, &lease) {
+            command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string());
+        }
         // SAFETY: between fork and exec the hook makes only async-signal-safe calls.
         unsafe {
             command.pre_exec(move || {
@@ -115,6 +125,7 @@ impl Worker {
             child,
             notify,
             socket_path,
+            _metrics: lease,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The router: which handler answers which method and path, and the JSON error shape they share.
 
 mod info;
+mod metrics;
 mod randoms;
 
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
 
+use crate::metrics::RouteLabel;
 use crate::state::AppState;
 
 pub type Body = Full<Bytes>;
@@ -22,6 +24,19 @@ enum Route {
     Info,
     Health,
     Randoms,
+    Metrics,
+}
+
+impl Route {
+    /// The label requests to this route are counted under in `/metrics`.
+    fn label(&self) -> RouteLabel {
+        match self {
+            Route::Info => RouteLabel::Info,
+            Route::Health => RouteLabel::Health,
+            Route::Randoms => RouteLabel::Randoms,
+            Route::Metrics => RouteLabel::Metrics,
+        }
+    }
 }
 
 const READ_ONLY: &[Method] = &[Method::GET, Method::HEAD];
@@ -31,8 +46,14 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
         "/info" => Some((Route::Info, READ_ONLY)),
         "/healthz" => Some((Route::Health, READ_ONLY)),
         "/api/randoms" => Some((Route::Randoms, READ_ONLY)),
+        "/metrics" => Some((Route::Metrics, READ_ONLY)),
         _ => None,
     }
+}
+
+/// The metrics label of a path: its route's, or `unmatched` (so unknown paths cannot add series).
+pub fn label(path: &str) -> RouteLabel {
+    route(path).map_or(RouteLabel::Unmatched, |(route, _)| route.label())
 }
 
 pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response {
@@ -52,6 +73,7 @@ pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr
             Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem),
         },
         Route::Randoms => randoms::get(&app, &req).await,
+        Route::Metrics => metrics::get(&app, &req, peer),
     }
 }
 

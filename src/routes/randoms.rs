@@ -41,7 +41,10 @@ pub async fn get(app: &AppState, req: &Request<Incoming>) -> Response {
     })
     .await;
     match drawn {
-        Ok(Some(body)) => json(StatusCode::OK, body),
+        Ok(Some(body)) => {
+            app.metrics.randoms_computed(cant);
+            json(StatusCode::OK, body)
+        }
         Ok(None) | Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the computation was interrupted"),
     }
 }

@@ -238,6 +238,28 @@ pub fn try_request(
     read_response(&mut stream)
 }
 
+/// Like `request`, from the local address `source` (e.g. 127.0.0.2: every 127/8 address is this host's
+/// loopback), to check what a server decides by client address.
+pub fn request_from(
+    source: std::net::IpAddr,
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    send(&mut stream, "GET", path, headers, b"").unwrap();
+    read_response(&mut stream).unwrap()
+}
+
+/// The value of one series (`name{labels}` exactly as written) in a Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
 pub fn send(
     stream: &mut TcpStream,
     method: &str,

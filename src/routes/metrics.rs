@@ -1,0 +1,22 @@
+//! `GET /metrics`: the instance's counters in Prometheus' text format, for trusted clients only
+//! (`--metrics-allow`, loopback by default): they tell an outsider the traffic and the error rates.
+
+use std::net::SocketAddr;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+
+use super::{error, with_type, Response};
+use crate::state::AppState;
+
+pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Response {
+    let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let client = app.client_ip(peer.ip(), forwarded_for);
+    if !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!("{client} may not read /metrics (see --metrics-allow)"),
+        );
+    }
+    with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
+}

@@ -1,0 +1,115 @@
+//! `/metrics` of the real binary: exact counts in fork mode and, summed over every worker, in
+//! cluster mode; only for allowed clients.
+
+mod support;
+
+use std::net::IpAddr;
+
+use support::*;
+
+fn scrape(app: &App) -> String {
+    let response = app.get("/metrics");
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+    response.body
+}
+
+#[test]
+fn fork_mode_counts_every_request_by_route_and_status() {
+    let app = App::activated(&[]).ready();
+    for _ in 0..25 {
+        assert_eq!(app.get("/info").status, 200);
+    }
+    for _ in 0..3 {
+        assert_eq!(app.get("/api/randoms?cant=10").status, 200);
+    }
+    assert_eq!(app.get("/api/randoms?cant=0").status, 400);
+    assert_eq!(app.get("/nope").status, 404);
+    assert_eq!(app.get("/also-nope").status, 404);
+
+    let page = scrape(&app);
+    let count = |series: &str| metric(&page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+    assert_eq!(count(r#"app_http_requests_total{route="/info",status="200"}"#), 25.0);
+    assert_eq!(count(r#"app_http_requests_total{route="/api/randoms",status="200"}"#), 3.0);
+    assert_eq!(count(r#"app_http_requests_total{route="/api/randoms",status="400"}"#), 1.0);
+    assert_eq!(count(r#"app_http_requests_total{route="unmatched",status="404"}"#), 2.0);
+    assert_eq!(count(r#"app_http_request_duration_seconds_count{route="/info"}"#), 25.0);
+    assert_eq!(count(r#"app_http_request_duration_seconds_bucket{route="/info",le="+Inf"}"#), 25.0);
+    assert_eq!(count("app_randoms_computations_total"), 3.0);
+    assert_eq!(count("app_randoms_numbers_total"), 30.0);
+    // The scrape being answered is the one request in flight.
+    assert_eq!(count("app_http_requests_in_flight"), 1.0);
+    assert_eq!(count("app_worker_restarts_total"), 0.0);
+    for family in ["app_chat_connections_open", "app_chat_connections_total", "app_chat_messages_total"] {
+        assert_eq!(count(family), 0.0, "issue 5's counters are there, at zero");
+    }
+    // The scrape itself is counted once it is answered.
+    assert_eq!(metric(&scrape(&app), r#"app_http_requests_total{route="/metrics",status="200"}"#), Some(1.0));
+}
+
+#[test]
+fn a_cluster_scrape_from_any_worker_sums_every_worker() {
+    let mut app = App::activated(&["--mode", "cluster", "--workers", "3"]).ready();
+    app.wait_for_notification("STATUS=3/3 workers ready");
+    // New connections each: the kernel spreads them over the workers.
+    let mut answered = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        answered.insert(app.get("/info").json()["pid"].as_i64().unwrap());
+    }
+    assert!(answered.len() >= 2, "requests reached one worker only: {answered:?}");
+    // Every scrape, whichever worker answers it, sees all 60.
+    for _ in 0..10 {
+        assert_eq!(
+            metric(&scrape(&app), r#"app_http_requests_total{route="/info",status="200"}"#),
+            Some(60.0)
+        );
+    }
+
+    // A worker dies: what it counted stays, and the primary's restart shows.
+    let victim = children(app.pid())[0];
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    app.wait_for_notification("STATUS=3/3 workers ready, 1 restart");
+    let page = scrape(&app);
+    assert_eq!(metric(&page, r#"app_http_requests_total{route="/info",status="200"}"#), Some(60.0), "{page}");
+    assert_eq!(metric(&page, "app_worker_restarts_total"), Some(1.0));
+    assert_eq!(metric(&page, "app_http_requests_in_flight"), Some(1.0), "the dead worker's gauge is gone");
+}
+
+#[test]
+fn a_cluster_reload_keeps_the_counts() {
+    let mut app = App::activated(&["--mode", "cluster", "--workers", "2"]).ready();
+    for _ in 0..20 {
+        app.get("/healthz");
+    }
+    app.signal(libc::SIGHUP);
+    app.wait_for_notification("RELOADING=1");
+    app.wait_for_notification("READY=1");
+    eventually("the replaced workers have exited", || children(app.pid()).len() == 2);
+    let page = scrape(&app);
+    assert_eq!(
+        metric(&page, r#"app_http_requests_total{route="/healthz",status="200"}"#),
+        Some(20.0),
+        "{page}"
+    );
+    assert_eq!(metric(&page, "app_worker_restarts_total"), Some(0.0), "a reload is not a restart");
+}
+
+#[test]
+fn only_allowed_clients_may_read_metrics() {
+    let app = App::activated(&["--metrics-allow", "127.0.0.1/32"]).ready();
+    let local: IpAddr = "127.0.0.1".parse().unwrap();
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    assert_eq!(request_from(local, app.addr, "/metrics", &[]).status, 200);
+
+    let refused = request_from(other, app.addr, "/metrics", &[]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("content-type"), Some("application/json"));
+    assert!(refused.error().contains("127.0.0.2 may not read /metrics"), "{}", refused.body);
+
+    // Relayed by a trusted proxy on loopback: judged by the client the proxy names, not the proxy.
+    let relayed = request_from(local, app.addr, "/metrics", &[("x-forwarded-for", "203.0.113.9")]);
+    assert_eq!(relayed.status, 403, "{}", relayed.body);
+    // The rest of the server does not care.
+    assert_eq!(request_from(other, app.addr, "/healthz", &[]).status, 200);
+}
