@@ -2,6 +2,7 @@
 //! `EnvironmentFile=` or a NixOS module can set it without rewriting `ExecStart=`.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
@@ -57,6 +58,15 @@ pub struct Config {
     /// scale with cluster workers rather than threads.
     #[arg(long, env = "APP_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: u16,
+
+    /// Development: reload when the binary (or --watch-path) changes, as SIGHUP does. Replace the file by
+    /// a rename (cargo build, install, mv); a service reloads with `systemctl reload` instead.
+    #[arg(long, env = "APP_WATCH")]
+    pub watch: bool,
+
+    /// The file --watch watches [default: the binary itself].
+    #[arg(long, env = "APP_WATCH_PATH", value_name = "PATH", requires = "watch")]
+    pub watch_path: Option<PathBuf>,
 
     /// The systemd instance name reported by /info (the unit passes %i) [default: read from the cgroup].
     #[arg(long, env = "APP_INSTANCE")]
@@ -119,6 +129,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The file `--watch` watches, if it is on: `--watch-path`, else the binary this process re-executes.
+    pub fn watched(&self, exe: &std::path::Path) -> Option<PathBuf> {
+        self.watch.then(|| self.watch_path.clone().unwrap_or_else(|| exe.to_path_buf()))
+    }
+
     /// Workers to run in cluster mode: the flag, or one per CPU available to this process.
     pub fn worker_count(&self) -> u16 {
         self.workers.unwrap_or_else(|| {

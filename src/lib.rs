@@ -12,6 +12,7 @@ pub mod server;
 pub mod serving;
 pub mod state;
 pub mod systemd;
+pub mod watcher;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

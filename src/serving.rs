@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, Mode};
 use crate::listener::{self, Acquired};
 use crate::state::{AppState, Placement};
-use crate::{server, systemd};
+use crate::{server, systemd, watcher};
 
 enum Ending {
     Exit,
@@ -84,6 +84,10 @@ async fn serve_until_signal(
         "serving ({what})"
     );
     systemd::ready(&format!("serving {} ({what})", placement.local_addr));
+    // A cluster worker is replaced by its primary, which does the watching.
+    if let (None, Some(path)) = (placement.worker, app.config.watched(exe)) {
+        tokio::spawn(watcher::run(path));
+    }
     if let Some(timeout) = systemd::watchdog_timeout() {
         tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
     }

@@ -24,6 +24,8 @@ const FLAGS: &[&str] = &[
     "--randoms-concurrency",
     "--trusted-proxies",
     "--metrics-allow",
+    "--watch",
+    "--watch-path",
 ];
 
 #[test]

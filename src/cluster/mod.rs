@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::{listener, metrics, systemd};
+use crate::{listener, metrics, systemd, watcher};
 use slot::{Command, Report, Slot};
 use worker::SpawnSpec;
 pub use worker::WORKER_INDEX_ENV;
@@ -48,7 +48,12 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         metrics,
     });
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(supervise(spec, config.drain_timeout, watchdog))?;
+    runtime.block_on(async {
+        if let Some(path) = config.watched(exe) {
+            tokio::spawn(watcher::run(path));
+        }
+        supervise(spec, config.drain_timeout, watchdog).await
+    })?;
     drop(acquired);
     Ok(())
 }
