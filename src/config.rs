@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 /// How the server uses the machine's processors.
@@ -38,6 +38,10 @@ impl Mode {
                   RUST_LOG filters the logs (default: info); they go to journald when stderr is the journal."
 )]
 pub struct Config {
+    /// No subcommand: serve.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TCP port to listen on when no socket is handed over by systemd.
     #[arg(long, env = "PORT", default_value_t = 8080)]
     pub port: u16,
@@ -126,6 +130,13 @@ pub struct Config {
     #[arg(long, env = "APP_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
     pub metrics_allow: Vec<IpNet>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// List the instances on this host like `pm2 list`: port, mode, state, pids, uptime, restarts,
+    /// CPU, memory and requests served; from systemd's app@PORT units, or from --ports.
+    Status(crate::status::StatusArgs),
 }
 
 impl Config {

@@ -6,11 +6,13 @@ pub mod config;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod procfs;
 pub mod randoms;
 pub mod routes;
 pub mod server;
 pub mod serving;
 pub mod state;
+pub mod status;
 pub mod systemd;
 pub mod watcher;
 
@@ -19,10 +21,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use config::{Config, Mode};
+use config::{Command, Config, Mode};
 
 pub fn main() -> ExitCode {
     let config = Config::parse();
+    if let Some(Command::Status(args)) = &config.command {
+        return status::main(args);
+    }
     let worker = take_worker_index();
     logging::init();
     let _span = worker.map(|index| tracing::info_span!("worker", index).entered());

@@ -26,6 +26,7 @@ const FLAGS: &[&str] = &[
     "--metrics-allow",
     "--watch",
     "--watch-path",
+    "status",
 ];
 
 #[test]

@@ -34,7 +34,7 @@ pub fn describe(app: &AppState, client: &str) -> Value {
         "platform": { "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
         "version": env!("CARGO_PKG_VERSION"),
         "rustc": env!("APP_RUSTC_VERSION"),
-        "rss_bytes": rss_bytes(),
+        "rss_bytes": crate::procfs::rss_bytes(std::process::id()),
         "exec_path": std::env::current_exe().ok(),
         "pid": std::process::id(),
         // SAFETY: getppid has no preconditions.
@@ -56,15 +56,6 @@ pub fn describe(app: &AppState, client: &str) -> Value {
 
 fn wants_html(accept: Option<&HeaderValue>) -> bool {
     accept.and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("text/html"))
-}
-
-/// Resident memory of this process, from /proc/self/statm (pages).
-pub fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page_size).ok()?)
 }
 
 /// Processors online, as Node's `os.cpus().length` counts them (not the ones this process may use).

@@ -1,0 +1,80 @@
+//! What the kernel says about a process: its memory, its processor time, its age, its children.
+
+use std::time::Duration;
+
+/// Clock ticks per second of /proc's times.
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as f64
+}
+
+/// Fields of /proc/PID/stat after the command name (which may hold spaces and parentheses).
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    Some(after_name.split_whitespace().map(str::to_string).collect())
+}
+
+/// User plus system processor time, in ticks (fields 14 and 15 of stat; 12 and 13 after the name).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Resident memory in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).ok()?)
+}
+
+/// How long ago the process started (field 22 of stat, in ticks since boot, against /proc/uptime).
+pub fn age(pid: u32) -> Option<Duration> {
+    let started = stat_fields(pid)?.get(19)?.parse::<f64>().ok()? / ticks_per_second();
+    let uptime: f64 =
+        std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_secs_f64((uptime - started).max(0.0)))
+}
+
+/// The direct children of a process.
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        found.extend(list.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+    }
+    found.sort_unstable();
+    found
+}
+
+/// Processor use of each group of pids as a percentage of one CPU (pm2's `cpu`), measured over
+/// `window` for all groups at once.
+pub fn cpu_percent(groups: &[Vec<u32>], window: Duration) -> Vec<f64> {
+    let total = |pids: &Vec<u32>| pids.iter().filter_map(|&pid| cpu_ticks(pid)).sum::<u64>();
+    let before: Vec<u64> = groups.iter().map(total).collect();
+    std::thread::sleep(window);
+    groups
+        .iter()
+        .zip(before)
+        .map(|(pids, before)| {
+            let used = total(pids).saturating_sub(before) as f64 / ticks_per_second();
+            (used / window.as_secs_f64() * 100.0 * 10.0).round() / 10.0
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_has_memory_an_age_and_times() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).unwrap() > 0);
+        assert!(age(me).unwrap() < Duration::from_secs(24 * 3600 * 365));
+        assert!(cpu_ticks(me).is_some());
+        assert_eq!(rss_bytes(u32::MAX), None);
+    }
+}

@@ -1,0 +1,156 @@
+//! The instances systemd runs: `app@PORT.service` units (and their sockets), read with
+//! `systemctl`, which works the same on Debian and on NixOS, where the module declares the units
+//! under the same names.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::Command;
+
+/// One instance as systemd sees it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Unit {
+    pub instance: String,
+    pub main_pid: Option<u32>,
+    pub active_state: String,
+    pub sub_state: String,
+    pub restarts: u64,
+    /// CLOCK_MONOTONIC microseconds of the main process's start.
+    pub started_monotonic_us: Option<u64>,
+    pub control_group: Option<String>,
+    /// Whether the instance's socket unit is listening (it starts the service on a connection).
+    pub socket_listening: bool,
+}
+
+const PROPERTIES: &str =
+    "Id,MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup";
+
+/// Every instance of `template` (`app` for `app@.service`) systemd knows, loaded or running.
+pub fn list(template: &str) -> Result<Vec<Unit>, String> {
+    let pattern = format!("{template}@*");
+    let listed = systemctl(&["list-units", "--all", "--plain", "--no-legend", "--full", &pattern])?;
+    let names = unit_names(&listed);
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut args = vec!["show", "-p", PROPERTIES, "--"];
+    args.extend(names.iter().map(String::as_str));
+    Ok(units_from_show(&systemctl(&args)?, template))
+}
+
+fn systemctl(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run systemctl ({e}); use --ports on a host without systemd"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("systemctl {}: {}", args.join(" "), stderr.trim()));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The unit names (first column) of `systemctl list-units --plain --no-legend`; a leading `●`
+/// marks failed units.
+fn unit_names(listed: &str) -> Vec<String> {
+    listed
+        .lines()
+        .filter_map(|line| line.split_whitespace().find(|word| word.contains('@')))
+        .filter(|name| name.ends_with(".service") || name.ends_with(".socket"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Instances from `systemctl show`'s blank-line-separated blocks of `Key=value`, one per unit: the
+/// service gives the process, the socket only whether it listens.
+pub fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
+    let mut instances: BTreeMap<String, Unit> = BTreeMap::new();
+    for block in shown.split("\n\n") {
+        let fields: HashMap<&str, &str> = block.lines().filter_map(|line| line.split_once('=')).collect();
+        let Some(id) = fields.get("Id") else { continue };
+        let Some((instance, kind)) = id
+            .strip_prefix(template)
+            .and_then(|rest| rest.strip_prefix('@'))
+            .and_then(|rest| rest.rsplit_once('.'))
+        else {
+            continue;
+        };
+        let unit = instances
+            .entry(instance.to_string())
+            .or_insert_with(|| Unit { instance: instance.to_string(), ..Unit::default() });
+        let active = fields.get("ActiveState").copied().unwrap_or("");
+        match kind {
+            "socket" => unit.socket_listening = active == "active",
+            "service" => {
+                unit.active_state = active.to_string();
+                unit.sub_state = fields.get("SubState").copied().unwrap_or("").to_string();
+                unit.main_pid = fields.get("MainPID").and_then(|p| p.parse().ok()).filter(|&p| p != 0);
+                unit.restarts = fields.get("NRestarts").and_then(|n| n.parse().ok()).unwrap_or(0);
+                unit.started_monotonic_us = fields
+                    .get("ExecMainStartTimestampMonotonic")
+                    .and_then(|t| t.parse().ok())
+                    .filter(|&t| t != 0);
+                unit.control_group =
+                    fields.get("ControlGroup").filter(|cg| !cg.is_empty()).map(|cg| cg.to_string());
+            }
+            _ => {}
+        }
+    }
+    instances.into_values().collect()
+}
+
+/// Every process in the unit's cgroup (v2, or v1's systemd hierarchy).
+pub fn cgroup_pids(control_group: &str) -> Vec<u32> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(|root| format!("{root}{control_group}/cgroup.procs"))
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|procs| procs.lines().filter_map(|pid| pid.trim().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// CLOCK_MONOTONIC now, in microseconds: what systemd's `...Monotonic` timestamps count.
+pub fn monotonic_now_us() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000 + now.tv_nsec as u64 / 1_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_the_names_of_plain_list_units() {
+        let listed = "app@8082.service loaded active running app server on port 8082\n\
+                      ● app@8083.service loaded failed failed app server on port 8083\n\
+                      app@8084.socket  loaded active listening app listener on 127.0.0.1:8084\n";
+        assert_eq!(unit_names(listed), ["app@8082.service", "app@8083.service", "app@8084.socket"]);
+    }
+
+    #[test]
+    fn reads_services_and_sockets_from_show() {
+        let shown = "Id=app@8082.service\nMainPID=1234\nActiveState=active\nSubState=running\nNRestarts=2\n\
+                     ExecMainStartTimestampMonotonic=5000000\nControlGroup=/app.slice/app@8082.service\n\n\
+                     Id=app@8082.socket\nMainPID=0\nActiveState=active\nSubState=running\n\n\
+                     Id=app@8084.socket\nActiveState=active\nSubState=listening\n\n\
+                     Id=app@8084.service\nMainPID=0\nActiveState=inactive\nSubState=dead\nNRestarts=0\n\
+                     ExecMainStartTimestampMonotonic=0\nControlGroup=\n";
+        let units = units_from_show(shown, "app");
+        assert_eq!(units.len(), 2);
+        assert_eq!(
+            units[0],
+            Unit {
+                instance: "8082".into(),
+                main_pid: Some(1234),
+                active_state: "active".into(),
+                sub_state: "running".into(),
+                restarts: 2,
+                started_monotonic_us: Some(5_000_000),
+                control_group: Some("/app.slice/app@8082.service".into()),
+                socket_listening: true,
+            }
+        );
+        assert_eq!((units[1].main_pid, units[1].socket_listening), (None, true));
+        assert_eq!(units[1].active_state, "inactive");
+    }
+}

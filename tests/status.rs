@@ -1,0 +1,74 @@
+//! `app status --ports` against real instances on this host: what each one is, its processes, and
+//! what it has served. (The systemd side, `app status` with app@PORT units, runs in the system
+//! tests on a real systemd.)
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+fn status(args: &[&str]) -> (bool, String) {
+    let output = Command::new(BIN).arg("status").args(args).output().unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap())
+}
+
+#[test]
+fn lists_fork_and_cluster_instances_with_their_processes_and_requests() {
+    let fork = App::activated(&[]).ready();
+    let mut cluster = App::activated(&["--mode", "cluster", "--workers", "2"]).ready();
+    cluster.wait_for_notification("STATUS=2/2 workers ready");
+    for _ in 0..7 {
+        fork.get("/info");
+    }
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let ports = format!("{},{},{gone}", fork.addr.port(), cluster.addr.port());
+
+    let (ok, json) = status(&["--ports", &ports, "--json"]);
+    assert!(ok);
+    let listed: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let [fork_row, cluster_row, gone_row] = listed.as_array().unwrap().as_slice() else {
+        panic!("three instances: {json}")
+    };
+
+    assert_eq!(fork_row["port"], fork.addr.port());
+    assert_eq!(fork_row["mode"], "fork");
+    assert_eq!(fork_row["state"], "online");
+    assert_eq!(fork_row["main_pid"], fork.pid());
+    assert_eq!(fork_row["worker_pids"], serde_json::json!([]));
+    // The 7 above; status's own /info is counted too once answered.
+    assert!(fork_row["requests"].as_u64().unwrap() >= 7, "{fork_row}");
+    assert!(fork_row["rss_bytes"].as_u64().unwrap() > 1_000_000, "{fork_row}");
+    assert!(fork_row["uptime_s"].as_u64().unwrap() < 600);
+    assert!(fork_row["cpu_percent"].as_f64().is_some());
+
+    assert_eq!(cluster_row["mode"], "cluster");
+    assert_eq!(cluster_row["main_pid"], cluster.pid(), "the primary, not the worker that answered");
+    let workers: Vec<i32> =
+        cluster_row["worker_pids"].as_array().unwrap().iter().map(|p| p.as_i64().unwrap() as i32).collect();
+    assert_eq!(workers, children(cluster.pid()));
+    assert_eq!(cluster_row["worker_restarts"], 0);
+
+    assert_eq!(gone_row["state"], "unreachable");
+    assert!(gone_row["main_pid"].is_null());
+
+    let (ok, table) = status(&["--ports", &ports]);
+    assert!(ok);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[1].contains("│ name") && lines[1].contains("│ requests │"), "{table}");
+    assert!(lines[3].contains("│ fork    │ online"), "{table}");
+    assert!(lines[4].contains(&format!("{} (", 2)), "worker count and pids: {table}");
+    assert!(lines[5].contains("unreachable"), "{table}");
+}
+
+#[test]
+fn without_systemd_or_ports_it_says_what_to_do() {
+    // This test host has no systemd as PID 1 (a container); on one that has, the list is real.
+    if std::fs::read_to_string("/proc/1/comm").unwrap_or_default().trim() == "systemd" {
+        return;
+    }
+    let output = Command::new(BIN).arg("status").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("app status: ") && stderr.contains("systemctl"), "{stderr}");
+}
