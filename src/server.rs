@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -19,6 +20,9 @@ use crate::state::AppState;
 
 /// Connections over the limit that may be answered at once; beyond it they are closed unanswered.
 const REFUSAL_SLOTS: usize = 64;
+/// How long, once a drain begins, a keep-alive connection may still bring a request before it is
+/// closed (bounded by --drain-timeout).
+const DRAIN_LINGER: Duration = Duration::from_millis(500);
 /// How long answering a refused connection may take.
 const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
@@ -89,21 +93,26 @@ async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let drain_timeout = app.config.drain_timeout;
     let requests = Arc::new(AtomicU64::new(0));
     let first_request = Arc::new(Notify::new());
     let service = {
-        let (requests, first_request) = (requests.clone(), first_request.clone());
+        let (requests, first_request, draining) = (requests.clone(), first_request.clone(), stop.clone());
         service_fn(move |req| {
             if requests.fetch_add(1, Ordering::Relaxed) == 0 {
                 first_request.notify_one();
             }
-            let app = app.clone();
+            let (app, draining) = (app.clone(), draining.clone());
             async move {
                 // Timed here, around the whole handler, so every route is measured the same way.
                 let timer = app.metrics.request_started();
                 let route = routes::label(req.uri().path());
-                let response = routes::handle(app, req, peer).await;
+                let mut response = routes::handle(app, req, peer).await;
                 timer.finish(route, response.status().as_u16());
+                if *draining.borrow() {
+                    // hyper closes the connection after this answer; the client knows not to reuse it.
+                    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                }
                 Ok::<_, Infallible>(response)
             }
         })
@@ -121,6 +130,17 @@ async fn serve_connection(
         tokio::select! {
             result = connection.as_mut() => return log_end(result, peer),
             _ = first_request.notified() => {}
+        }
+    } else {
+        // A kept-alive connection: its client (nginx's upstream pool) may be sending the next
+        // request on it at this very moment, and closing it now would lose that request ("upstream
+        // prematurely closed connection", a 502 once nginx's retries meet the same race). For a
+        // short while its requests are still answered, with `connection: close`, which ends it
+        // cleanly from the client's side; only a connection idle all that while is closed.
+        let linger = DRAIN_LINGER.min(drain_timeout);
+        tokio::select! {
+            result = connection.as_mut() => return log_end(result, peer),
+            _ = tokio::time::sleep(linger) => {}
         }
     }
     // Finishes the request in flight, answers it with `connection: close`, closes an idle connection.

@@ -46,7 +46,7 @@ fn a_connection_accepted_just_before_the_stop_is_answered() {
 }
 
 #[test]
-fn idle_keep_alive_connections_are_closed_at_once_on_stop() {
+fn idle_keep_alive_connections_are_closed_soon_after_a_stop() {
     let mut app = App::activated(&["--drain-timeout", "60s"]).ready();
     let mut idle = TcpStream::connect(app.addr).unwrap();
     use std::io::Write;
@@ -55,10 +55,33 @@ fn idle_keep_alive_connections_are_closed_at_once_on_stop() {
     let n = idle.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
     app.signal(libc::SIGTERM);
+    let stopped = std::time::Instant::now();
     idle.set_read_timeout(Some(PATIENCE)).unwrap();
     assert_eq!(idle.read(&mut first).unwrap(), 0, "the server closed the idle connection");
+    // After a short linger in which a request might still have come, not the 60 s drain timeout.
+    assert!(stopped.elapsed() < std::time::Duration::from_secs(5), "{:?}", stopped.elapsed());
     assert!(app.wait_exit().success());
     assert!(app.logs().contains("drained") && !app.logs().contains("drain timeout reached"));
+}
+
+#[test]
+fn a_request_on_a_kept_alive_connection_during_the_drain_is_answered_with_connection_close() {
+    use std::io::Write;
+    let mut app = App::activated(&["--drain-timeout", "60s"]).ready();
+    let mut pooled = TcpStream::connect(app.addr).unwrap();
+    pooled.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buffer = [0u8; 4096];
+    pooled.write_all(b"GET /healthz HTTP/1.1\r\nhost: t\r\n\r\n").unwrap();
+    let n = pooled.read(&mut buffer).unwrap();
+    assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"));
+    app.signal(libc::SIGTERM);
+    app.wait_for_notification("STOPPING=1");
+    // What nginx does with a connection from its keepalive pool while the app begins to drain.
+    pooled.write_all(b"GET /info HTTP/1.1\r\nhost: t\r\n\r\n").unwrap();
+    let response = read_response(&mut pooled).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("connection"), Some("close"));
+    assert!(app.wait_exit().success());
 }
 
 #[test]
