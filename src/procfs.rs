@@ -23,7 +23,22 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// Resident memory in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    statm_rss(&std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?)
+}
+
+/// This process's resident memory with one system call: /proc/self/statm is opened once and read
+/// again from offset 0, which makes procfs write it anew (/info reports it on every request).
+pub fn own_rss_bytes() -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    static STATM: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let file = STATM.get_or_init(|| std::fs::File::open("/proc/self/statm").ok()).as_ref()?;
+    let mut text = [0u8; 128];
+    let length = file.read_at(&mut text, 0).ok()?;
+    statm_rss(std::str::from_utf8(&text[..length]).ok()?)
+}
+
+/// Resident bytes from the text of a statm file (its second field, in pages).
+fn statm_rss(statm: &str) -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
@@ -73,6 +88,8 @@ mod tests {
     fn this_process_has_memory_an_age_and_times() {
         let me = std::process::id();
         assert!(rss_bytes(me).unwrap() > 0);
+        let (first, again) = (own_rss_bytes().unwrap(), own_rss_bytes().unwrap());
+        assert!(first > 0 && again > 0, "read again from the same open file");
         assert!(age(me).unwrap() < Duration::from_secs(24 * 3600 * 365));
         assert!(cpu_ticks(me).is_some());
         assert_eq!(rss_bytes(u32::MAX), None);

@@ -2,23 +2,25 @@
 //! browser, as a small HTML page. Never the environment: it holds secrets.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT};
 use hyper::{Request, StatusCode};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{with_type, Response};
 use crate::state::AppState;
 
 pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Response {
-    let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = app.client_ip(peer.ip(), forwarded_for);
+    let client = super::client(app, req, peer);
     let info = describe(app, &client.to_string());
     let mut response = if wants_html(req.headers().get(ACCEPT)) {
+        let info = serde_json::from_str(&info).unwrap_or(Value::Null);
         with_type(StatusCode::OK, "text/html; charset=utf-8", html(&info))
     } else {
-        with_type(StatusCode::OK, "application/json", info.to_string())
+        with_type(StatusCode::OK, "application/json", info)
     };
     // Lets a load test through a proxy tell which process answered without parsing the body.
     if let Ok(pid) = HeaderValue::from_str(&std::process::id().to_string()) {
@@ -27,30 +29,67 @@ pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Respons
     response
 }
 
-pub fn describe(app: &AppState, client: &str) -> Value {
+/// The fields that may differ from one request to the next.
+#[derive(Serialize)]
+struct Changing<'a> {
+    rss_bytes: Option<u64>,
+    ppid: i32,
+    mode: &'static str,
+    port: u16,
+    listen: String,
+    listener: String,
+    worker: Option<u16>,
+    workers: u16,
+    threads: u16,
+    uptime_s: f64,
+    instance: Option<&'a str>,
+    client: &'a str,
+}
+
+/// The info object as JSON text: the changing fields serialized from a plain struct, then the
+/// fixed ones, rendered once (no map is built per request: /info is a hot route).
+pub fn describe(app: &AppState, client: &str) -> String {
     let placement = &app.placement;
-    json!({
-        "args": std::env::args().skip(1).map(|arg| redact_credentials(&arg)).collect::<Vec<_>>(),
-        "platform": { "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
-        "version": env!("CARGO_PKG_VERSION"),
-        "rustc": env!("APP_RUSTC_VERSION"),
-        "rss_bytes": crate::procfs::rss_bytes(std::process::id()),
-        "exec_path": std::env::current_exe().ok(),
-        "pid": std::process::id(),
+    let changing = Changing {
+        rss_bytes: crate::procfs::own_rss_bytes(),
         // SAFETY: getppid has no preconditions.
-        "ppid": unsafe { libc::getppid() },
-        "cwd": std::env::current_dir().ok(),
-        "cpus": online_cpus(),
-        "mode": placement.mode.as_str(),
-        "port": placement.local_addr.port(),
-        "listen": placement.local_addr.to_string(),
-        "listener": placement.listener_source.to_string(),
-        "worker": placement.worker,
-        "workers": placement.workers,
-        "threads": app.config.threads,
-        "uptime_s": app.started.elapsed().as_secs_f64(),
-        "instance": placement.instance,
-        "client": client,
+        ppid: unsafe { libc::getppid() },
+        mode: placement.mode.as_str(),
+        port: placement.local_addr.port(),
+        listen: placement.local_addr.to_string(),
+        listener: placement.listener_source.to_string(),
+        worker: placement.worker,
+        workers: placement.workers,
+        threads: app.config.threads,
+        uptime_s: app.started.elapsed().as_secs_f64(),
+        instance: placement.instance.as_deref(),
+        client,
+    };
+    let mut text = serde_json::to_string(&changing).unwrap_or_else(|_| "{}".into());
+    text.pop(); // the closing brace
+    text.push(',');
+    text.push_str(fixed());
+    text.push('}');
+    text
+}
+
+/// What cannot change while this process lives (a reload re-executes, which makes a new one),
+/// read once and kept as JSON members without braces: each is a system call or a file read.
+fn fixed() -> &'static str {
+    static FIXED: OnceLock<String> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let fixed = json!({
+            "args": std::env::args().skip(1).map(|arg| redact_credentials(&arg)).collect::<Vec<_>>(),
+            "platform": { "os": std::env::consts::OS, "arch": std::env::consts::ARCH },
+            "version": env!("CARGO_PKG_VERSION"),
+            "rustc": env!("APP_RUSTC_VERSION"),
+            "exec_path": std::env::current_exe().ok(),
+            "pid": std::process::id(),
+            "cwd": std::env::current_dir().ok(),
+            "cpus": online_cpus(),
+        })
+        .to_string();
+        fixed[1..fixed.len() - 1].to_string()
     })
 }
 

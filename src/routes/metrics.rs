@@ -10,8 +10,7 @@ use super::{error, with_type, Response};
 use crate::state::AppState;
 
 pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Response {
-    let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    let client = app.client_ip(peer.ip(), forwarded_for);
+    let client = super::client(app, req, peer);
     if !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
         return error(
             StatusCode::FORBIDDEN,

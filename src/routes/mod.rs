@@ -77,6 +77,12 @@ pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr
     }
 }
 
+/// The client's address: the peer, or whom a trusted proxy's X-Forwarded-For names.
+fn client(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> std::net::IpAddr {
+    let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    app.client_ip(peer.ip(), forwarded_for)
+}
+
 /// 413 before reading anything when the declared body is above `--max-body-bytes`.
 fn refuse_declared_body(app: &AppState, req: &Request<Incoming>) -> Option<Response> {
     let declared: u64 = req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
