@@ -7,6 +7,9 @@ TEST_PACKAGES=(
   nginx redis-server
   systemd-container mmdebstrap   # a real systemd as PID 1 in a container
   nix-bin python3-pyflakes       # parsing, evaluating and linting the Nix side
+  wrk nodejs                     # bench/run.sh: the load tool and the Node stack it compares with
+                                 # (npm: installed by bench/run.sh when no npm command exists, as
+                                 # NodeSource's nodejs package carries its own and conflicts)
 )
 
 need_packages() {
