@@ -515,6 +515,7 @@ rec {
   unitSubstitutions = { app, kill }: [
     { file = "app@.service"; from = "/usr/local/bin/app"; to = app; }
     { file = "app@.service"; from = "/bin/kill"; to = kill; }
+    { file = "app-reload.service"; from = "/usr/local/bin/app"; to = app; }
   ];
 
   # Shell commands (for postInstall) that apply unitSubstitutions in directory `dir`; each

@@ -137,6 +137,9 @@ pub enum Command {
     /// List the instances on this host like `pm2 list`: port, mode, state, pids, uptime, restarts,
     /// CPU, memory and requests served; from systemd's app@PORT units, or from --ports.
     Status(crate::status::StatusArgs),
+    /// Reload every running app@PORT instance onto the installed binary, one after another, with
+    /// `systemctl reload` (what app-reload.service runs when app-reload.path sees a new binary).
+    Reload(crate::status::reload::ReloadArgs),
 }
 
 impl Config {

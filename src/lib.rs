@@ -25,8 +25,10 @@ use config::{Command, Config, Mode};
 
 pub fn main() -> ExitCode {
     let config = Config::parse();
-    if let Some(Command::Status(args)) = &config.command {
-        return status::main(args);
+    match &config.command {
+        Some(Command::Status(args)) => return status::main(args),
+        Some(Command::Reload(args)) => return status::reload::main(args),
+        None => {}
     }
     let worker = take_worker_index();
     logging::init();

@@ -27,6 +27,7 @@ const FLAGS: &[&str] = &[
     "--watch",
     "--watch-path",
     "status",
+    "reload",
 ];
 
 #[test]

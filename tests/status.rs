@@ -1,6 +1,6 @@
 //! `app status --ports` against real instances on this host: what each one is, its processes, and
 //! what it has served. (The systemd side, `app status` with app@PORT units, runs in the system
-//! tests on a real systemd.)
+//! tests on a real systemd, as is `app reload`: tests/system/scenarios/90-operate.sh.)
 
 mod support;
 
@@ -67,8 +67,10 @@ fn without_systemd_or_ports_it_says_what_to_do() {
     if std::fs::read_to_string("/proc/1/comm").unwrap_or_default().trim() == "systemd" {
         return;
     }
-    let output = Command::new(BIN).arg("status").output().unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("app status: ") && stderr.contains("systemctl"), "{stderr}");
+    for command in ["status", "reload"] {
+        let output = Command::new(BIN).arg(command).output().unwrap();
+        assert!(!output.status.success());
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(&format!("app {command}: ")) && stderr.contains("systemctl"), "{stderr}");
+    }
 }

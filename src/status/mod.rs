@@ -4,6 +4,7 @@
 //! requests served from each instance's `/info` and `/metrics` over loopback.
 
 mod probe;
+pub mod reload;
 mod table;
 mod units;
 

@@ -36,7 +36,7 @@ pub fn list(template: &str) -> Result<Vec<Unit>, String> {
     Ok(units_from_show(&systemctl(&args)?, template))
 }
 
-fn systemctl(args: &[&str]) -> Result<String, String> {
+pub fn systemctl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("systemctl")
         .args(args)
         .output()

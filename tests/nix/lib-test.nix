@@ -393,6 +393,7 @@ let
       expected = concatStringsSep "\n" [
         "substituteInPlace $out/lib/systemd/system/app@.service --replace-fail '/usr/local/bin/app' '/nix/store/eeee-app/bin/app'"
         "substituteInPlace $out/lib/systemd/system/app@.service --replace-fail '/bin/kill' '/nix/store/cccc-coreutils/bin/kill'"
+        "substituteInPlace $out/lib/systemd/system/app-reload.service --replace-fail '/usr/local/bin/app' '/nix/store/eeee-app/bin/app'"
       ];
     };
   };

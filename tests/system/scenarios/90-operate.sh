@@ -16,6 +16,8 @@ out=$(ct_exec op systemd-analyze verify app-reload.path app-reload.service 2>&1)
 [ -z "$out" ] || fail "systemd-analyze verify printed:"$'\n'"$out"
 is_active op app-reload.path || fail "app-reload.path is not active"
 start_all op "${PORTS[@]}"
+# reload_done CT: app-reload.service has run and is done.
+reload_done() { [ "$(prop "$1" app-reload.service ActiveState)" = inactive ] && [ "$(prop "$1" app-reload.service ExecMainStartTimestampMonotonic)" != 0 ]; }
 
 # app status: one row per instance, as systemd sees it.
 status=$(ct_exec op app status --json)
@@ -38,7 +40,8 @@ metrics=$(get op http://127.0.0.1:8084/metrics)
 grep -q '^app_http_requests_total{route="/healthz",status="200"} 1$' <<<"$metrics" ||
     fail "8084 /metrics does not count the one /healthz: $(grep requests_total <<<"$metrics")"
 
-# Replace the binary under load: the path unit reloads every instance onto it.
+# Replace the binary under load: the path unit starts app-reload.service, whose `app reload`
+# reloads every running instance onto it, one after another.
 load_start op operate --path '/api/randoms?cant=10' --path /info --path /healthz \
     --duration 20 --concurrency 4 --max-requests 200000
 wait_served op 200
@@ -52,7 +55,9 @@ wait_until 30 "every worker of app@8084 replaced" replaced_all op app@8084.servi
 for pid in $(cgroup_procs op app@8084.service | grep -vx "$(main_pid op app@8084.service)"); do
     [ "$(ct_exec op readlink /proc/"$pid"/exe)" = /usr/local/bin/app ] || fail "worker $pid of 8084 runs an old binary"
 done
-note "app-reload.path moved every instance to the new binary"
+wait_until 60 "app-reload.service finished" reload_done op
+[ "$(prop op app-reload.service Result)" = success ] || fail "app-reload.service: $(prop op app-reload.service Result)"
+note "app-reload.path moved every instance to the new binary:"$'\n'"$(ct_exec op journalctl -q --no-pager -u app-reload.service -o cat | grep reloaded)"
 wait_served op 200
 load_wait operate
 if [ "$FAILED" != 0 ]; then
