@@ -81,7 +81,7 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = f"""# Benchmarks
 
-Measured by `bench/run.sh` on {now}. Reproduce with that one command (about 3 minutes).
+Measured by `bench/run.sh` on {now}. Reproduce with that one command (about two minutes).
 
 Machine:
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command, one reproducible comparison on this machine (about 3 minutes):
+# One command, one reproducible comparison on this machine (about two minutes):
 #
 #     bench/run.sh
 #

@@ -109,12 +109,18 @@ fn from_unit(unit: Unit, template: &str, address: IpAddr) -> Instance {
     if unit.main_pid.is_none() && unit.socket_listening {
         state.push_str(" (socket listening)");
     }
-    let worker_pids = match (&unit.control_group, unit.main_pid) {
-        (Some(cgroup), Some(main)) => {
-            units::cgroup_pids(cgroup).into_iter().filter(|&pid| pid != main).collect()
+    // The cgroup holds every process of the unit; where it cannot be read (another hierarchy, a
+    // container's view), the main process's children are the workers.
+    let worker_pids = match unit.main_pid {
+        Some(main) => {
+            let in_cgroup = unit.control_group.as_deref().map(units::cgroup_pids).unwrap_or_default();
+            if in_cgroup.is_empty() {
+                procfs::children(main)
+            } else {
+                in_cgroup.into_iter().filter(|&pid| pid != main).collect()
+            }
         }
-        (None, Some(main)) => procfs::children(main),
-        _ => Vec::new(),
+        None => Vec::new(),
     };
     let uptime_s = unit
         .started_monotonic_us
