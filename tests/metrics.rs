@@ -53,16 +53,16 @@ fn a_cluster_scrape_from_any_worker_sums_every_worker() {
     app.wait_for_notification("STATUS=3/3 workers ready");
     // New connections each: the kernel spreads them over the workers.
     let mut answered = std::collections::BTreeSet::new();
-    for _ in 0..60 {
+    let mut sent = 0;
+    while sent < 60 || (answered.len() < 2 && sent < 1000) {
         answered.insert(app.get("/info").json()["pid"].as_i64().unwrap());
+        sent += 1;
     }
     assert!(answered.len() >= 2, "requests reached one worker only: {answered:?}");
-    // Every scrape, whichever worker answers it, sees all 60.
+    let sent = Some(f64::from(sent));
+    // Every scrape, whichever worker answers it, sees them all.
     for _ in 0..10 {
-        assert_eq!(
-            metric(&scrape(&app), r#"app_http_requests_total{route="/info",status="200"}"#),
-            Some(60.0)
-        );
+        assert_eq!(metric(&scrape(&app), r#"app_http_requests_total{route="/info",status="200"}"#), sent);
     }
 
     // A worker dies: what it counted stays, and the primary's restart shows.
@@ -71,7 +71,7 @@ fn a_cluster_scrape_from_any_worker_sums_every_worker() {
     unsafe { libc::kill(victim, libc::SIGKILL) };
     app.wait_for_notification("STATUS=3/3 workers ready, 1 restart");
     let page = scrape(&app);
-    assert_eq!(metric(&page, r#"app_http_requests_total{route="/info",status="200"}"#), Some(60.0), "{page}");
+    assert_eq!(metric(&page, r#"app_http_requests_total{route="/info",status="200"}"#), sent, "{page}");
     assert_eq!(metric(&page, "app_worker_restarts_total"), Some(1.0));
     assert_eq!(metric(&page, "app_http_requests_in_flight"), Some(1.0), "the dead worker's gauge is gone");
 }
