@@ -15,7 +15,7 @@ fn serves_the_socket_handed_over_as_fd_3_and_notifies_readiness() {
     assert_eq!(info["port"], app.addr.port());
     assert_eq!(info["listener"], "inherited (LISTEN_FDS)");
     assert_eq!(info["mode"], "fork");
-    assert!(app.logs().contains("inherited (LISTEN_FDS)"), "the start-up log says which listener was used");
+    app.wait_for_log("inherited (LISTEN_FDS)"); // the start-up log says which listener was used
 }
 
 #[test]
@@ -24,7 +24,7 @@ fn binds_its_own_port_without_a_passed_socket() {
     let info = app.get("/info").json();
     assert_eq!(info["listener"], "bound by this process");
     assert_eq!(info["port"], app.addr.port());
-    assert!(app.logs().contains("bound by this process"));
+    app.wait_for_log("bound by this process");
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn fork_mode_reexecutes_a_replaced_binary_with_no_failed_request() {
     let new = replace_under_load(&mut app, &exe);
     assert_ne!(old, new);
     assert_eq!(running_inode(app.pid()), new, "the same pid now runs the new file");
-    assert!(app.logs().contains("changed: reloading"));
+    app.wait_for_log("changed: reloading");
     assert_eq!(app.get("/info").json()["pid"], app.pid());
 }
 

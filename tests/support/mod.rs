@@ -180,6 +180,12 @@ impl App {
         request(self.addr, "GET", path, &[], b"")
     }
 
+    /// Waits until the process has logged `text` (lines reach the test through a reader thread, so
+    /// a line written just before a notification may arrive just after it).
+    pub fn wait_for_log(&self, text: &str) {
+        eventually(&format!("the log says `{text}`"), || self.logs().contains(text));
+    }
+
     pub fn logs(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
