@@ -119,6 +119,12 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub randoms_concurrency: u16,
 
+    /// How long a randoms request waits for a free computation slot before the 503 (0: refuse at
+    /// once). Rides out short bursts, such as a proxy's kept-alive connections landing unevenly on
+    /// a cluster's workers.
+    #[arg(long, env = "APP_RANDOMS_WAIT", default_value = "1s", value_parser = parse_wait)]
+    pub randoms_wait: Duration,
+
     /// Peers whose X-Forwarded-For is believed, as comma-separated addresses or CIDRs.
     #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
@@ -175,6 +181,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A duration that may be zero (`0`: do not wait).
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
+        other => parse_duration(other),
+    }
+}
+
 /// Accepts a network (`10.0.0.0/8`) or a single address (`10.0.0.1`).
 fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
@@ -196,6 +210,9 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("10h").is_err());
+        assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_wait("-1").is_err());
     }
 
     #[test]

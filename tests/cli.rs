@@ -22,6 +22,7 @@ const FLAGS: &[&str] = &[
     "--backlog",
     "--randoms-max",
     "--randoms-concurrency",
+    "--randoms-wait",
     "--trusted-proxies",
     "--metrics-allow",
     "--watch",
@@ -65,6 +66,7 @@ fn a_bad_value_names_its_flag_and_exits_2() {
         (&["--backlog", "0"], "--backlog"),
         (&["--randoms-max", "0"], "--randoms-max"),
         (&["--randoms-concurrency", "0"], "--randoms-concurrency"),
+        (&["--randoms-wait", "later"], "--randoms-wait"),
         (&["--trusted-proxies", "10.0.0.0/8,nope"], "--trusted-proxies"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];

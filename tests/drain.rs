@@ -16,7 +16,7 @@ fn start_slow_request(app: &App, cant: u64) -> std::thread::JoinHandle<std::io::
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
-    let mut app = App::activated(&["--randoms-concurrency", "1"]).ready();
+    let mut app = App::activated(&["--randoms-concurrency", "1", "--randoms-wait", "0"]).ready();
     let slow = start_slow_request(&app, 50_000_000);
     app.signal(libc::SIGTERM);
     app.wait_for_notification("STOPPING=1");
@@ -87,7 +87,7 @@ fn a_request_on_a_kept_alive_connection_during_the_drain_is_answered_with_connec
 #[test]
 fn the_drain_timeout_bounds_the_wait_for_a_slow_request() {
     let mut app = App::activated_with(
-        &["--randoms-concurrency", "1", "--drain-timeout", "300ms"],
+        &["--randoms-concurrency", "1", "--randoms-wait", "0", "--drain-timeout", "300ms"],
         &[("APP_RANDOMS_MAX", "4000000000")],
     )
     .ready();

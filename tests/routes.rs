@@ -95,7 +95,7 @@ fn randoms_rejects_a_bad_cant_with_a_json_400() {
 fn the_event_loop_answers_while_a_big_computation_runs_and_a_gone_client_cancels_it() {
     // One thread, one computation slot; 4e9 draws would take minutes if not cancelled.
     let app = App::activated_with(
-        &["--threads", "1", "--randoms-concurrency", "1"],
+        &["--threads", "1", "--randoms-concurrency", "1", "--randoms-wait", "0"],
         &[("APP_RANDOMS_MAX", "4000000000")],
     )
     .ready();
@@ -142,4 +142,40 @@ fn several_runtime_threads_serve_too() {
     let info = app.get("/info").json();
     assert_eq!(info["threads"], 3);
     assert_eq!(app.get("/api/randoms?cant=10").status, 200);
+}
+
+#[test]
+fn a_randoms_request_waits_for_a_busy_slot_instead_of_failing() {
+    let app = App::activated_with(
+        &["--randoms-concurrency", "1", "--randoms-wait", "30s"],
+        &[("APP_RANDOMS_MAX", "4000000000")],
+    )
+    .ready();
+    let in_flight = || metric(&app.get("/metrics").body, "app_http_requests_in_flight").unwrap_or(-1.0);
+    let mut big = TcpStream::connect(app.addr).unwrap();
+    send(&mut big, "GET", "/api/randoms?cant=4000000000", &[], b"").unwrap();
+    // The scrape counts itself: 2 means the big computation is running.
+    eventually("the big computation is running", || in_flight() == 2.0);
+
+    let addr = app.addr;
+    let waiting = std::thread::spawn(move || request(addr, "GET", "/api/randoms?cant=10", &[], b""));
+    eventually("the small request waits for the slot", || in_flight() == 3.0);
+    drop(big); // cancelled, so the slot frees
+    let answer = waiting.join().unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn a_randoms_request_is_refused_when_no_slot_frees_in_time() {
+    let app = App::activated_with(
+        &["--randoms-concurrency", "1", "--randoms-wait", "200ms"],
+        &[("APP_RANDOMS_MAX", "4000000000")],
+    )
+    .ready();
+    let mut big = TcpStream::connect(app.addr).unwrap();
+    send(&mut big, "GET", "/api/randoms?cant=4000000000", &[], b"").unwrap();
+    eventually("a request is refused after waiting", || app.get("/api/randoms?cant=1").status == 503);
+    let refused = app.get("/api/randoms?cant=1");
+    assert_eq!(refused.status, 503);
+    assert!(refused.error().contains("none ended within 200ms"), "{}", refused.body);
 }

@@ -20,12 +20,13 @@ pub async fn get(app: &AppState, req: &Request<Incoming>) -> Response {
         Ok(cant) => cant,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let Ok(slot) = app.randoms_slots.clone().try_acquire_owned() else {
+    let free_slot = app.randoms_slots.clone().acquire_owned();
+    let Ok(Ok(slot)) = tokio::time::timeout(app.config.randoms_wait, free_slot).await else {
         let mut busy = error(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!(
-                "{} randoms computations are already running in this process; retry later",
-                app.config.randoms_concurrency
+                "{} randoms computations are already running in this process and none ended within {:?}; retry later",
+                app.config.randoms_concurrency, app.config.randoms_wait
             ),
         );
         busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));

@@ -432,7 +432,7 @@ pub fn start_plain(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
 
 /// Sends `/api/randoms?cant=N` on its own connection and returns that connection once the
 /// computation holds the process's only randoms slot (start the app with
-/// `--randoms-concurrency 1`): a probe then gets 503. A probe can itself hold the slot for an
+/// `--randoms-concurrency 1 --randoms-wait 0`): a probe then gets 503. A probe can itself hold the slot for an
 /// instant and get the big request refused; then it is sent again.
 pub fn occupy_randoms_slot(app: &App, cant: u64) -> TcpStream {
     let deadline = Instant::now() + PATIENCE;
