@@ -18,6 +18,15 @@ pub enum Mode {
     Cluster,
 }
 
+/// Where the todos are kept.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// An SQLite file in --data-dir, shared by the processes of one host.
+    Sqlite,
+    /// Redis at --redis-url, shared by every host.
+    Redis,
+}
+
 impl Mode {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -136,6 +145,61 @@ pub struct Config {
     #[arg(long, env = "APP_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
     pub metrics_allow: Vec<IpNet>,
+
+    /// Directory of the SQLite todo store (todos.sqlite3), shared by every worker and every instance
+    /// on the host [default: $STATE_DIRECTORY under systemd, else ./data].
+    #[arg(long, env = "APP_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Redis for chat fan-out across processes and hosts (and todos with --todos-store redis),
+    /// e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat rooms are
+    /// process-local.
+    #[arg(long, env = "APP_REDIS_URL", required_if_eq("todos_store", "redis"))]
+    pub redis_url: Option<String>,
+
+    /// Where todos live: sqlite (the file in --data-dir: every process on this host) or redis
+    /// (--redis-url: every host).
+    #[arg(long, env = "APP_TODOS_STORE", value_enum, ignore_case = true, default_value_t = StoreKind::Sqlite)]
+    pub todos_store: StoreKind,
+
+    /// Largest `limit` of GET /v1/todos (also its default).
+    #[arg(long, env = "APP_TODOS_MAX_LIMIT", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub todos_max_limit: u32,
+
+    /// Largest body of POST/PATCH /v1/todos in bytes; larger gets 413.
+    #[arg(long, env = "APP_TODOS_MAX_BODY_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u64).range(64..=1024 * 1024))]
+    pub todos_max_body_bytes: u64,
+
+    /// How long a todo write waits for another process's write lock on the SQLite file before a 503.
+    #[arg(long, env = "APP_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub sqlite_busy_timeout: Duration,
+
+    /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame.
+    #[arg(long, env = "APP_CHAT_MAX_MESSAGE_BYTES", default_value_t = 4096,
+          value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
+    pub chat_max_message_bytes: u32,
+
+    /// Chat messages a connection may send per second, on average; beyond, an error frame.
+    #[arg(long, env = "APP_CHAT_RATE", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chat_rate: u32,
+
+    /// Chat messages a connection may send at once before --chat-rate applies.
+    #[arg(long, env = "APP_CHAT_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub chat_burst: u32,
+
+    /// Messages waiting for one slow chat client; when its queue is full it is disconnected (1008).
+    #[arg(long, env = "APP_CHAT_QUEUE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub chat_queue: u32,
+
+    /// Ping period of idle chat sockets: keep it below the proxy's read timeout (nginx: 60s). A client
+    /// silent for two periods is disconnected.
+    #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "25s", value_parser = parse_duration)]
+    pub chat_ping_interval: Duration,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -158,6 +222,15 @@ impl Config {
     pub fn worker_count(&self) -> u16 {
         self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map(|n| n.get().min(1024) as u16).unwrap_or(1)
+        })
+    }
+
+    /// The store's directory: the flag, systemd's StateDirectory= (its first path), or ./data.
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            std::env::var_os("STATE_DIRECTORY")
+                .and_then(|dirs| dirs.to_str().and_then(|d| d.split(':').next()).map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("data"))
         })
     }
 }

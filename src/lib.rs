@@ -1,6 +1,7 @@
 //! `app`: an HTTP server with fork and cluster modes, made to run as a socket-activated systemd
 //! service behind nginx. The binary is a thin call into [`main`].
 
+pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod listener;
@@ -8,11 +9,13 @@ pub mod logging;
 pub mod metrics;
 pub mod procfs;
 pub mod randoms;
+pub mod redis_link;
 pub mod routes;
 pub mod server;
 pub mod serving;
 pub mod state;
 pub mod status;
+pub mod store;
 pub mod systemd;
 pub mod watcher;
 

@@ -12,7 +12,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::config::Config;
 use crate::routes;
@@ -28,6 +28,15 @@ const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 60\r\n\r\n\
 {\"error\":\"too many open connections to this process; retry\"}";
+
+/// Given to every request (as an extension) so a handler that takes the connection over (a
+/// WebSocket upgrade) sees the stop, and keeps the connection counted (`--max-connections`, the
+/// drain) for as long as it holds `open`.
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub stop: watch::Receiver<bool>,
+    pub open: mpsc::Sender<()>,
+}
 
 /// Serves `listener` until `stop` turns true, then drains: no new connection is accepted, every
 /// request already received (or owed by a connection accepted before the stop) is answered, idle
@@ -90,18 +99,34 @@ async fn serve_connection(
     peer: SocketAddr,
     app: Arc<AppState>,
     http: http1::Builder,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+) {
+    let (open, mut closed) = mpsc::channel(1);
+    serve_http(stream, peer, app, http, ConnectionContext { stop, open }).await;
+    // Resolves once every holder of the context is gone: at once, unless the connection was
+    // upgraded and its new owner is still running.
+    let _ = closed.recv().await;
+}
+
+async fn serve_http(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Arc<AppState>,
+    http: http1::Builder,
+    context: ConnectionContext,
 ) {
     let _ = stream.set_nodelay(true);
+    let mut stop = context.stop.clone();
     let drain_timeout = app.config.drain_timeout;
     let requests = Arc::new(AtomicU64::new(0));
     let first_request = Arc::new(Notify::new());
     let service = {
         let (requests, first_request, draining) = (requests.clone(), first_request.clone(), stop.clone());
-        service_fn(move |req| {
+        service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
             if requests.fetch_add(1, Ordering::Relaxed) == 0 {
                 first_request.notify_one();
             }
+            req.extensions_mut().insert(context.clone());
             let (app, draining) = (app.clone(), draining.clone());
             async move {
                 // Timed here, around the whole handler, so every route is measured the same way.
@@ -109,7 +134,8 @@ async fn serve_connection(
                 let route = routes::label(req.uri().path());
                 let mut response = routes::handle(app, req, peer).await;
                 timer.finish(route, response.status().as_u16());
-                if *draining.borrow() {
+                // (Not on a 101: the connection goes on as a WebSocket, which the drain closes itself.)
+                if *draining.borrow() && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
                     // hyper closes the connection after this answer; the client knows not to reuse it.
                     response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -117,7 +143,7 @@ async fn serve_connection(
             }
         })
     };
-    let connection = http.serve_connection(TokioIo::new(stream), service);
+    let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
     tokio::pin!(connection);
 
     tokio::select! {

@@ -38,7 +38,8 @@ pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dy
     let serving = listener.try_clone()?;
     let ending = runtime.block_on(async {
         let listener = tokio::net::TcpListener::from_std(serving)?;
-        serve_until_signal(listener, AppState::new(config, placement), exe).await
+        let app = AppState::new(config, placement).map_err(std::io::Error::other)?;
+        serve_until_signal(listener, app, exe).await
     })?;
     // Blocking tasks still running after a drain timeout must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -56,8 +57,9 @@ pub fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runt
         builder.worker_threads(threads.into());
         builder
     };
-    // Blocking threads run randoms computations, which a semaphore bounds; a little headroom beyond.
-    builder.enable_all().max_blocking_threads(usize::from(blocking) + 2).build()
+    // Blocking threads run randoms computations, which a semaphore bounds, and SQLite reads; headroom
+    // beyond the randoms so a busy randoms route does not hold up the todos.
+    builder.enable_all().max_blocking_threads(usize::from(blocking) + 4).build()
 }
 
 async fn serve_until_signal(
@@ -81,6 +83,8 @@ async fn serve_until_signal(
         listen = %placement.local_addr,
         listener = %placement.listener_source,
         instance = placement.instance.as_deref().unwrap_or("-"),
+        todos = %app.todos.describe(),
+        chat = if app.chat.is_relayed() { "relayed through redis" } else { "process-local" },
         "serving ({what})"
     );
     systemd::ready(&format!("serving {} ({what})", placement.local_addr));
@@ -135,7 +139,7 @@ async fn ping_watchdog(period: Duration, app: Arc<AppState>) {
         ticks.tick().await;
         let probe = tokio::spawn({
             let app = app.clone();
-            async move { app.health() }
+            async move { app.liveness().await }
         });
         match tokio::time::timeout(period, probe).await {
             Ok(Ok(Ok(()))) => systemd::watchdog_ping(),

@@ -7,9 +7,15 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use crate::chat::Hub;
 use crate::config::{Config, Mode};
 use crate::listener::Source;
 use crate::metrics::Metrics;
+use crate::redis_link::RedisLink;
+use crate::store::{self, TodoStore, Unavailable};
+
+/// How long a health check may wait for the store.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where this serving process stands in the deployment.
 #[derive(Debug, Clone)]
@@ -32,18 +38,30 @@ pub struct AppState {
     pub randoms_slots: Arc<Semaphore>,
     /// This process's counters (in cluster mode, its block of the instance's shared ones).
     pub metrics: Metrics,
+    pub todos: Arc<dyn TodoStore>,
+    pub chat: Hub,
 }
 
 impl AppState {
-    pub fn new(config: Config, placement: Placement) -> Self {
+    /// Opens the todo store and starts the chat relay; must run inside the serving runtime.
+    pub fn new(config: Config, placement: Placement) -> Result<Self, String> {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
         let metrics = Metrics::from_env();
-        AppState { config, placement, started: Instant::now(), randoms_slots, metrics }
+        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
+        let todos = store::open(&config, redis.as_ref())?;
+        let chat = Hub::new(&config, redis);
+        Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
 
-    /// Whether this process can serve: what `/healthz` answers and what the watchdog pings on.
-    pub fn health(&self) -> Result<(), String> {
-        Ok(())
+    /// Whether this process can serve: what `/healthz` answers. It asks the todo store.
+    pub async fn health(&self) -> Result<(), String> {
+        within_timeout(self.todos.check()).await
+    }
+
+    /// Whether this process should keep running: what the watchdog pings on. Only local parts count,
+    /// since restarting cannot bring back a Redis that is away.
+    pub async fn liveness(&self) -> Result<(), String> {
+        within_timeout(self.todos.check_local()).await
     }
 
     /// The client's address: the peer's own, or the nearest untrusted hop of `X-Forwarded-For` when
@@ -67,5 +85,13 @@ impl AppState {
             }
         }
         client
+    }
+}
+
+async fn within_timeout(check: impl std::future::Future<Output = store::Result<()>>) -> Result<(), String> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Unavailable(problem))) => Err(problem),
+        Err(_) => Err(format!("the todo store did not answer within {HEALTH_TIMEOUT:?}")),
     }
 }

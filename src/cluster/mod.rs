@@ -32,6 +32,12 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         workers,
         "cluster primary starting its workers"
     );
+    if config.redis_url.is_none() && workers > 1 {
+        tracing::warn!(
+            workers,
+            "no --redis-url: chat rooms are process-local, so clients of different workers do not see each other's messages"
+        );
+    }
     let notify_dir = NotifyDir::create()?;
     // Workers count into blocks of one shared file so that any of them can answer for the instance.
     let metrics = metrics::Shared::create(&notify_dir.0, workers)

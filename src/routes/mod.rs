@@ -1,8 +1,11 @@
 //! The router: which handler answers which method and path, and the JSON error shape they share.
 
+mod chat;
 mod info;
 mod metrics;
+mod page;
 mod randoms;
+mod todos;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,6 +28,11 @@ enum Route {
     Health,
     Randoms,
     Metrics,
+    Page,
+    Todos,
+    /// One todo; the id as given in the path (checked by the handler: a bad one is a 404).
+    Todo(String),
+    Chat,
 }
 
 impl Route {
@@ -35,19 +43,30 @@ impl Route {
             Route::Health => RouteLabel::Health,
             Route::Randoms => RouteLabel::Randoms,
             Route::Metrics => RouteLabel::Metrics,
+            Route::Page => RouteLabel::Root,
+            Route::Todos | Route::Todo(_) => RouteLabel::Todos,
+            Route::Chat => RouteLabel::Ws,
         }
     }
 }
 
 const READ_ONLY: &[Method] = &[Method::GET, Method::HEAD];
+const COLLECTION: &[Method] = &[Method::GET, Method::HEAD, Method::POST];
+const ITEM: &[Method] = &[Method::GET, Method::HEAD, Method::PATCH, Method::DELETE];
 
 fn route(path: &str) -> Option<(Route, &'static [Method])> {
     match path {
+        "/" => Some((Route::Page, READ_ONLY)),
         "/info" => Some((Route::Info, READ_ONLY)),
         "/healthz" => Some((Route::Health, READ_ONLY)),
         "/api/randoms" => Some((Route::Randoms, READ_ONLY)),
         "/metrics" => Some((Route::Metrics, READ_ONLY)),
-        _ => None,
+        "/v1/todos" | "/v1/todos/" => Some((Route::Todos, COLLECTION)),
+        "/ws" => Some((Route::Chat, &[Method::GET])),
+        _ => {
+            let id = path.strip_prefix("/v1/todos/").filter(|id| !id.is_empty() && !id.contains('/'))?;
+            Some((Route::Todo(id.to_string()), ITEM))
+        }
     }
 }
 
@@ -67,14 +86,43 @@ pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr
         return method_not_allowed(&req, methods);
     }
     match route {
+        Route::Page => page::get(&app, &client(&app, &req, peer).to_string()),
         Route::Info => info::get(&app, &req, peer),
-        Route::Health => match app.health() {
+        Route::Health => match app.health().await {
             Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
             Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem),
         },
         Route::Randoms => randoms::get(&app, &req).await,
         Route::Metrics => metrics::get(&app, &req, peer),
+        Route::Todos => todos::collection(&app, req).await,
+        Route::Todo(id) => todos::item(&app, req, &id).await,
+        Route::Chat => chat::upgrade(app, req),
     }
+}
+
+/// The first value of `key` in a query string, percent-decoded (`+` is a space, as forms send it).
+pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    let (_, raw) =
+        query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(name, _)| *name == key)?;
+    let bytes = raw.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                decoded.push(byte);
+                i += 2;
+            }
+            (None, b'+') => decoded.push(b' '),
+            (None, byte) => decoded.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(decoded).ok()
 }
 
 /// The client's address: the peer, or whom a trusted proxy's X-Forwarded-For names.
@@ -122,4 +170,17 @@ pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -
 /// Every error the server answers: `{"error": "..."}` with its status.
 pub fn error(status: StatusCode, message: &str) -> Response {
     json(status, serde_json::json!({ "error": message }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded() {
+        assert_eq!(query_param(Some("room=a&name=Zo%C3%AB"), "name").as_deref(), Some("Zoë"));
+        assert_eq!(query_param(Some("name=a+b%2"), "name").as_deref(), Some("a b%2"));
+        assert_eq!(query_param(Some("room=x"), "name"), None);
+        assert_eq!(query_param(None, "name"), None);
+    }
 }

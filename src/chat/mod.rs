@@ -1,0 +1,61 @@
+//! Chat rooms (the seeds' Socket.IO rooms) over WebSocket. A message goes to every client of its
+//! room whichever process or host holds it: through Redis pub/sub when `--redis-url` is set, else
+//! only to this process's clients.
+
+mod frames;
+mod limits;
+mod relay;
+mod rooms;
+mod socket;
+
+use std::sync::Arc;
+
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use crate::config::Config;
+use crate::redis_link::RedisLink;
+pub use frames::valid_name;
+pub use limits::Limits;
+use relay::Relay;
+use rooms::{Membership, Rooms};
+pub use socket::serve;
+
+pub struct Hub {
+    rooms: Arc<Rooms>,
+    relay: Option<Relay>,
+    pub limits: Limits,
+}
+
+impl Hub {
+    /// With Redis, starts the subscriber (it connects and reconnects in the background).
+    pub fn new(config: &Config, redis: Option<Arc<RedisLink>>) -> Hub {
+        let rooms = Arc::new(Rooms::new(config.chat_queue as usize));
+        let relay = redis.map(|link| Relay::start(link, rooms.clone()));
+        Hub { rooms, relay, limits: Limits::from(config) }
+    }
+
+    fn join(&self, room: &str) -> Membership {
+        self.rooms.join(room)
+    }
+
+    /// Sends `frame` to every client of `room`, on every process when relayed. An error means it
+    /// reached no one (the client is told so).
+    async fn send(&self, room: &str, frame: String) -> Result<(), String> {
+        match &self.relay {
+            Some(relay) => relay.publish(room, frame).await,
+            None => {
+                self.rooms.deliver(room, Utf8Bytes::from(frame));
+                Ok(())
+            }
+        }
+    }
+
+    pub fn is_relayed(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// Chat sockets open in this process.
+    pub fn connections(&self) -> usize {
+        self.rooms.connections()
+    }
+}

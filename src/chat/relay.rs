@@ -1,0 +1,96 @@
+//! Fan-out across processes and hosts through Redis pub/sub: a message is published on
+//! `app:chat:<room>`, and every process (this one included) delivers what its subscription receives
+//! to its own clients, so all see one order. One pattern subscription per process (`app:chat:*`)
+//! serves every room. The subscriber reconnects with backoff after Redis goes away; while it is
+//! away, sending fails, and the sender gets an error frame rather than silence.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use rand::Rng;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::rooms::Rooms;
+use crate::redis_link::{RedisLink, TIMEOUT};
+
+const CHANNEL_PREFIX: &str = "app:chat:";
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+pub struct Relay {
+    link: Arc<RedisLink>,
+    /// Whether the subscription is live: a message published while it is not would miss this
+    /// process's own clients.
+    subscribed: Arc<AtomicBool>,
+}
+
+impl Relay {
+    pub fn start(link: Arc<RedisLink>, rooms: Arc<Rooms>) -> Relay {
+        let subscribed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(subscribe_forever(link.clone(), rooms, subscribed.clone()));
+        Relay { link, subscribed }
+    }
+
+    pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
+        const AWAY: &str = "chat relay (Redis) is unreachable; message not delivered, try again shortly";
+        if !self.subscribed.load(Ordering::Acquire) {
+            return Err(AWAY.into());
+        }
+        let mut connection = self.link.connection().await.map_err(|error| {
+            tracing::debug!(%error, "redis connection for chat");
+            AWAY.to_string()
+        })?;
+        let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(format!("{CHANNEL_PREFIX}{room}"))
+            .arg(frame)
+            .query_async(&mut connection)
+            .await;
+        published.map(drop).map_err(|error| {
+            tracing::warn!(%error, "chat publish failed");
+            AWAY.to_string()
+        })
+    }
+}
+
+async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: Arc<AtomicBool>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        match subscribe(&link).await {
+            Ok(pubsub) => {
+                subscribed.store(true, Ordering::Release);
+                tracing::info!(redis = %link.describe(), "chat relay subscribed");
+                backoff = FIRST_BACKOFF;
+                let mut messages = pubsub.into_on_message();
+                while let Some(message) = messages.next().await {
+                    let Some(room) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
+                        continue;
+                    };
+                    match message.get_payload::<String>() {
+                        Ok(frame) => rooms.deliver(room, Utf8Bytes::from(frame)),
+                        Err(error) => tracing::warn!(%error, "chat relay: a payload that is not text"),
+                    }
+                }
+                subscribed.store(false, Ordering::Release);
+                tracing::warn!("chat relay lost its Redis subscription; reconnecting");
+            }
+            Err(error) => tracing::warn!(%error, retry_in = ?backoff, "chat relay cannot subscribe"),
+        }
+        // Jitter so that every process of every host does not reconnect in the same instant.
+        let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+async fn subscribe(link: &RedisLink) -> redis::RedisResult<redis::aio::PubSub> {
+    let connect = async {
+        let mut pubsub = link.client().get_async_pubsub().await?;
+        pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await?;
+        Ok(pubsub)
+    };
+    tokio::time::timeout(TIMEOUT, connect)
+        .await
+        .unwrap_or_else(|_| Err(redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))))
+}

@@ -1,0 +1,91 @@
+//! `GET /ws?room=NAME&name=USER`: the WebSocket handshake of a chat socket. Names are checked before
+//! upgrading, so a bad one is a plain 400 the client can read.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{
+    HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use super::{error, query_param, Body, Response};
+use crate::chat;
+use crate::server::ConnectionContext;
+use crate::state::AppState;
+
+pub fn upgrade(app: Arc<AppState>, mut req: Request<Incoming>) -> Response {
+    let query = req.uri().query();
+    let names = chat::valid_name("room", query_param(query, "room").as_deref())
+        .and_then(|room| Ok((room, chat::valid_name("name", query_param(query, "name").as_deref())?)));
+    let (room, name) = match names {
+        Ok(names) => names,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    let headers = req.headers();
+    let has_token = |name, token: &str| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
+    };
+    if !has_token(UPGRADE, "websocket") || !has_token(CONNECTION, "upgrade") {
+        let mut response = error(
+            StatusCode::UPGRADE_REQUIRED,
+            "this is a WebSocket endpoint: send an Upgrade: websocket request",
+        );
+        response.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
+        return response;
+    }
+    if headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        return error(StatusCode::BAD_REQUEST, "only WebSocket version 13 is spoken");
+    }
+    let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
+        return error(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let Some(context) = req.extensions().get::<ConnectionContext>().cloned() else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "this connection cannot be upgraded");
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let config = socket_config(app.chat.limits.max_message_bytes);
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                    .await;
+                // Kept until the socket ends: the connection stays counted and the drain waits for it.
+                let ConnectionContext { stop, open } = context;
+                chat::serve(app, ws, room, name, stop).await;
+                drop(open);
+            }
+            Err(problem) => tracing::debug!(%problem, "websocket upgrade failed"),
+        }
+    });
+    let mut response = hyper::Response::new(Body::default());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(accept) = HeaderValue::from_str(&accept) {
+        headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
+    }
+    response
+}
+
+/// Small buffers (an idle socket costs little memory); a frame above four times the message limit
+/// is not even read (the socket closes with 1009), one above the limit gets an error frame.
+fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
+    let hard_limit = max_message_bytes * 4;
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
+        .max_message_size(Some(hard_limit))
+        .max_frame_size(Some(hard_limit))
+}

@@ -1,0 +1,168 @@
+//! The Redis engine, for todos shared by every host: a hash per todo, a sorted set of ids for the
+//! newest-first listing, a counter for ids. Each write is one Lua script, so it is atomic, and an
+//! answer comes after Redis applied it. How durable that is is Redis's own setting: with
+//! `appendonly yes` and `appendfsync always` a 201 survives a Redis crash; the usual `everysec`
+//! may lose the last second.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use redis::{AsyncCommands, Script};
+
+use super::{now_ms, Changes, Page, Result, Todo, TodoStore, Unavailable};
+use crate::redis_link::RedisLink;
+
+const IDS: &str = "app:todos";
+const NEXT_ID: &str = "app:todos:next-id";
+const ITEM: &str = "app:todo:";
+
+const CREATE: &str = r"
+local id = redis.call('INCR', KEYS[1])
+redis.call('HSET', KEYS[3] .. id, 'title', ARGV[1], 'completed', '0', 'created_at', ARGV[2], 'updated_at', ARGV[2])
+redis.call('ZADD', KEYS[2], id, id)
+return id";
+
+const UPDATE: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+for i = 1, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return redis.call('HGETALL', KEYS[1])";
+
+const DELETE: &str = r"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1";
+
+pub struct RedisStore {
+    link: Arc<RedisLink>,
+    create: Script,
+    update: Script,
+    delete: Script,
+}
+
+impl RedisStore {
+    pub fn new(link: Arc<RedisLink>) -> RedisStore {
+        RedisStore {
+            link,
+            create: Script::new(CREATE),
+            update: Script::new(UPDATE),
+            delete: Script::new(DELETE),
+        }
+    }
+
+    async fn connection(&self) -> Result<redis::aio::ConnectionManager> {
+        self.link.connection().await.map_err(unavailable)
+    }
+}
+
+impl TodoStore for RedisStore {
+    fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Page>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            let stop = offset.saturating_add(u64::from(limit)).saturating_sub(1).min(i64::MAX as u64);
+            let (total, ids): (u64, Vec<i64>) = redis::pipe()
+                .atomic()
+                .zcard(IDS)
+                .zrevrange(IDS, offset.min(i64::MAX as u64) as isize, stop as isize)
+                .query_async(&mut db)
+                .await
+                .map_err(unavailable)?;
+            let mut fetch = redis::pipe();
+            for id in &ids {
+                fetch.hgetall(format!("{ITEM}{id}"));
+            }
+            let fields: Vec<HashMap<String, String>> =
+                fetch.query_async(&mut db).await.map_err(unavailable)?;
+            // A todo deleted between the two round trips is left out.
+            let items =
+                ids.iter().zip(fields).filter_map(|(id, fields)| todo_from_fields(*id, &fields)).collect();
+            Ok(Page { items, total })
+        })
+    }
+
+    fn create(&self, title: String) -> BoxFuture<'_, Result<Todo>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            let now = now_ms();
+            let id: i64 = self
+                .create
+                .key(NEXT_ID)
+                .key(IDS)
+                .key(ITEM)
+                .arg(&title)
+                .arg(now)
+                .invoke_async(&mut db)
+                .await
+                .map_err(unavailable)?;
+            Ok(Todo { id, title, completed: false, created_ms: now, updated_ms: now })
+        })
+    }
+
+    fn get(&self, id: i64) -> BoxFuture<'_, Result<Option<Todo>>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            let fields: HashMap<String, String> =
+                db.hgetall(format!("{ITEM}{id}")).await.map_err(unavailable)?;
+            Ok(todo_from_fields(id, &fields))
+        })
+    }
+
+    fn update(&self, id: i64, changes: Changes) -> BoxFuture<'_, Result<Option<Todo>>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            let mut invocation = self.update.key(format!("{ITEM}{id}"));
+            if let Some(title) = &changes.title {
+                invocation.arg("title").arg(title);
+            }
+            if let Some(completed) = changes.completed {
+                invocation.arg("completed").arg(if completed { "1" } else { "0" });
+            }
+            invocation.arg("updated_at").arg(now_ms());
+            let fields: Option<HashMap<String, String>> =
+                invocation.invoke_async(&mut db).await.map_err(unavailable)?;
+            Ok(fields.and_then(|fields| todo_from_fields(id, &fields)))
+        })
+    }
+
+    fn delete(&self, id: i64) -> BoxFuture<'_, Result<bool>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            let deleted: i64 = self
+                .delete
+                .key(format!("{ITEM}{id}"))
+                .key(IDS)
+                .arg(id)
+                .invoke_async(&mut db)
+                .await
+                .map_err(unavailable)?;
+            Ok(deleted == 1)
+        })
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut db = self.connection().await?;
+            redis::cmd("PING").query_async::<()>(&mut db).await.map_err(unavailable)
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("redis {}", self.link.describe())
+    }
+}
+
+fn todo_from_fields(id: i64, fields: &HashMap<String, String>) -> Option<Todo> {
+    let number = |key: &str| fields.get(key).and_then(|value| value.parse::<i64>().ok());
+    Some(Todo {
+        id,
+        title: fields.get("title")?.clone(),
+        completed: number("completed")? != 0,
+        created_ms: number("created_at")?,
+        updated_ms: number("updated_at")?,
+    })
+}
+
+fn unavailable(error: redis::RedisError) -> Unavailable {
+    tracing::warn!(%error, "todo store (redis) error");
+    Unavailable(format!("the todo store (redis) failed: {error}"))
+}

@@ -1,0 +1,271 @@
+//! The SQLite engine: one file in the data directory, shared by every worker and every instance of
+//! the host (SQLite's own file locks serialise writers across processes).
+//!
+//! Durability: WAL with `synchronous=FULL`, so a commit returns only after the WAL is fsynced; the
+//! 201 is sent after the commit, so neither a `kill -9` (which NORMAL would survive too: the WAL
+//! write is in the page cache) nor a power cut loses an acknowledged todo. What makes that fast is
+//! group commit: one writer thread per process takes every write waiting in its queue and commits
+//! them in one transaction, one fsync for the lot.
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
+use tokio::sync::oneshot;
+
+use super::{now_ms, Changes, Page, Result, Todo, TodoStore, Unavailable};
+
+const FILE_NAME: &str = "todos.sqlite3";
+/// Writes committed in one transaction at most: bounds how long one commit holds the file lock.
+const MAX_BATCH: usize = 512;
+/// Read connections kept open for reuse.
+const MAX_IDLE_READERS: usize = 4;
+
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    busy_timeout: Duration,
+    writes: mpsc::Sender<Write>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+enum Write {
+    Create { title: String, reply: oneshot::Sender<Result<Todo>> },
+    Update { id: i64, changes: Changes, reply: oneshot::Sender<Result<Option<Todo>>> },
+    Delete { id: i64, reply: oneshot::Sender<Result<bool>> },
+}
+
+impl SqliteStore {
+    pub fn open(dir: &Path, busy_timeout: Duration) -> rusqlite::Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        let path = dir.join(FILE_NAME);
+        let writer = connect(&path, busy_timeout)?;
+        create_schema(&writer)?;
+        let (writes, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || write_loop(writer, queue))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+        Ok(SqliteStore { path, busy_timeout, writes, readers: Arc::default() })
+    }
+
+    /// Runs `read` on a pooled read connection on the blocking pool (WAL readers never wait for writers).
+    async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let (path, busy_timeout, readers) = (self.path.clone(), self.busy_timeout, self.readers.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let connection = match pooled {
+                Some(connection) => connection,
+                None => connect(&path, busy_timeout)?,
+            };
+            let result = read(&connection);
+            let mut idle = readers.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < MAX_IDLE_READERS {
+                idle.push(connection);
+            }
+            result
+        })
+        .await;
+        match outcome {
+            Ok(result) => result.map_err(unavailable),
+            Err(join) => Err(Unavailable(format!("the read did not finish: {join}"))),
+        }
+    }
+
+    async fn write<T>(&self, write: Write, reply: oneshot::Receiver<Result<T>>) -> Result<T> {
+        self.writes.send(write).map_err(|_| Unavailable("the SQLite writer has stopped".into()))?;
+        reply.await.unwrap_or_else(|_| Err(Unavailable("the SQLite writer has stopped".into())))
+    }
+}
+
+impl TodoStore for SqliteStore {
+    fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Page>> {
+        Box::pin(self.read(move |db| {
+            let total: i64 = db.query_row("SELECT count(*) FROM todos", [], |row| row.get(0))?;
+            let mut statement = db.prepare_cached(
+                "SELECT id, title, completed, created_at, updated_at FROM todos ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+            )?;
+            let items = statement
+                .query_map(params![limit, offset.min(i64::MAX as u64) as i64], todo_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Page { items, total: total as u64 })
+        }))
+    }
+
+    fn create(&self, title: String) -> BoxFuture<'_, Result<Todo>> {
+        let (reply, answer) = oneshot::channel();
+        Box::pin(self.write(Write::Create { title, reply }, answer))
+    }
+
+    fn get(&self, id: i64) -> BoxFuture<'_, Result<Option<Todo>>> {
+        Box::pin(self.read(move |db| select(db, id)))
+    }
+
+    fn update(&self, id: i64, changes: Changes) -> BoxFuture<'_, Result<Option<Todo>>> {
+        let (reply, answer) = oneshot::channel();
+        Box::pin(self.write(Write::Update { id, changes, reply }, answer))
+    }
+
+    fn delete(&self, id: i64) -> BoxFuture<'_, Result<bool>> {
+        let (reply, answer) = oneshot::channel();
+        Box::pin(self.write(Write::Delete { id, reply }, answer))
+    }
+
+    fn check(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(self.read(|db| db.query_row("SELECT count(*) FROM todos WHERE id = 0", [], |_| Ok(()))))
+    }
+
+    fn check_local(&self) -> BoxFuture<'_, Result<()>> {
+        self.check()
+    }
+
+    fn describe(&self) -> String {
+        format!("sqlite {}", self.path.display())
+    }
+}
+
+fn connect(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = Connection::open_with_flags(path, flags)?;
+    db.busy_timeout(busy_timeout)?;
+    // Switching to WAL takes a lock another starting process may hold: busy_timeout covers it.
+    let mode: String = db.query_row("PRAGMA journal_mode=WAL", [], |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(rusqlite::Error::InvalidParameterName(format!("journal_mode is {mode}, not wal")));
+    }
+    db.pragma_update(None, "synchronous", "FULL")?;
+    Ok(db)
+}
+
+fn create_schema(db: &Connection) -> rusqlite::Result<()> {
+    db.execute_batch(
+        "CREATE TABLE IF NOT EXISTS todos (
+             id INTEGER PRIMARY KEY AUTOINCREMENT,
+             title TEXT NOT NULL,
+             completed INTEGER NOT NULL DEFAULT 0,
+             created_at INTEGER NOT NULL,
+             updated_at INTEGER NOT NULL
+         );",
+    )
+}
+
+fn todo_from_row(row: &Row) -> rusqlite::Result<Todo> {
+    Ok(Todo {
+        id: row.get(0)?,
+        title: row.get(1)?,
+        completed: row.get(2)?,
+        created_ms: row.get(3)?,
+        updated_ms: row.get(4)?,
+    })
+}
+
+fn select(db: &Connection, id: i64) -> rusqlite::Result<Option<Todo>> {
+    db.prepare_cached("SELECT id, title, completed, created_at, updated_at FROM todos WHERE id = ?1")?
+        .query_row([id], todo_from_row)
+        .optional()
+}
+
+/// The writer thread: each round takes every queued write (up to MAX_BATCH), runs them in one
+/// IMMEDIATE transaction and answers them only after the commit, so an answer is never ahead of
+/// the disk.
+fn write_loop(mut db: Connection, queue: mpsc::Receiver<Write>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(write) => batch.push(write),
+                Err(_) => break,
+            }
+        }
+        match commit_batch(&mut db, &batch) {
+            Ok(results) => {
+                for (write, result) in batch.into_iter().zip(results) {
+                    answer(write, result.map_err(unavailable));
+                }
+            }
+            // Rolled back: none of the batch is acknowledged.
+            Err(error) => {
+                let Unavailable(message) = unavailable(error);
+                for write in batch {
+                    answer(write, Err(Unavailable(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// What one write produced inside the transaction.
+enum Done {
+    Todo(Option<Todo>),
+    Deleted(bool),
+}
+
+fn commit_batch(db: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<rusqlite::Result<Done>>> {
+    let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let results = batch.iter().map(|write| apply(&transaction, write)).collect();
+    transaction.commit()?;
+    Ok(results)
+}
+
+fn apply(db: &Connection, write: &Write) -> rusqlite::Result<Done> {
+    let now = now_ms();
+    match write {
+        Write::Create { title, .. } => {
+            db.prepare_cached(
+                "INSERT INTO todos (title, completed, created_at, updated_at) VALUES (?1, 0, ?2, ?2)",
+            )?
+            .execute(params![title, now])?;
+            let id = db.last_insert_rowid();
+            Ok(Done::Todo(Some(Todo {
+                id,
+                title: title.clone(),
+                completed: false,
+                created_ms: now,
+                updated_ms: now,
+            })))
+        }
+        Write::Update { id, changes, .. } => {
+            db.prepare_cached(
+                "UPDATE todos SET title = coalesce(?2, title), completed = coalesce(?3, completed), updated_at = ?4
+                 WHERE id = ?1",
+            )?
+            .execute(params![id, changes.title, changes.completed, now])?;
+            Ok(Done::Todo(select(db, *id)?))
+        }
+        Write::Delete { id, .. } => {
+            let deleted = db.prepare_cached("DELETE FROM todos WHERE id = ?1")?.execute([id])?;
+            Ok(Done::Deleted(deleted > 0))
+        }
+    }
+}
+
+fn answer(write: Write, result: Result<Done>) {
+    // A requester that went away meanwhile dropped its receiver: nothing to answer.
+    match write {
+        Write::Create { reply, .. } => {
+            let _ = reply.send(result.and_then(|done| match done {
+                Done::Todo(Some(todo)) => Ok(todo),
+                _ => Err(Unavailable("the insert returned no row".into())),
+            }));
+        }
+        Write::Update { reply, .. } => {
+            let _ = reply.send(result.map(|done| match done {
+                Done::Todo(todo) => todo,
+                Done::Deleted(_) => None,
+            }));
+        }
+        Write::Delete { reply, .. } => {
+            let _ = reply.send(result.map(|done| matches!(done, Done::Deleted(true))));
+        }
+    }
+}
+
+fn unavailable(error: rusqlite::Error) -> Unavailable {
+    tracing::warn!(%error, "todo store error");
+    Unavailable(format!("the todo store failed: {error}"))
+}
