@@ -2,6 +2,11 @@
 //! `LISTEN_PID` of the child, a `NOTIFY_SOCKET` of the test's own) and talks HTTP/1.1 to it.
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
+pub mod chat;
+pub mod nginx;
+pub mod redis;
+pub mod webdriver;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
@@ -273,7 +278,10 @@ pub fn send(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<()> {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nconnection: close\r\n");
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str("host: test\r\n");
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -283,6 +291,11 @@ pub fn send(
     head.push_str("\r\n");
     stream.write_all(head.as_bytes())?;
     stream.write_all(body)
+}
+
+/// A request with a JSON body (`content-type: application/json`).
+pub fn send_json(addr: SocketAddr, method: &str, path: &str, body: &serde_json::Value) -> Response {
+    request(addr, method, path, &[("content-type", "application/json")], body.to_string().as_bytes())
 }
 
 /// Reads a whole response from a `connection: close` exchange.

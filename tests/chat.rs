@@ -1,0 +1,227 @@
+//! Chat rooms on the real binary: delivery within a room and across processes through a real Redis,
+//! a Redis restart mid-chat, the limits, a slow client, and the 1001 close on drain.
+
+mod support;
+
+use std::time::Duration;
+
+use support::chat::{self, ChatClient};
+use support::redis::Redis;
+use support::*;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::Message;
+
+fn app(extra: &[&str]) -> (App, TempDir) {
+    let data = TempDir::new();
+    let mut args = vec!["--data-dir", data.0.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (App::activated(&args).ready(), data)
+}
+
+fn is_message(text: &str) -> impl Fn(&serde_json::Value) -> bool + '_ {
+    move |frame| frame["text"] == text
+}
+
+#[test]
+fn a_message_reaches_everyone_in_its_room_and_no_one_else() {
+    let (app, _data) = app(&[]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    let mut bob = ChatClient::join(app.addr, "lobby", "bob");
+    let mut carol = ChatClient::join(app.addr, "kitchen", "carol");
+    alice.expect("bob's join notice", |f| f["event"] == "join" && f["name"] == "bob" && f["room"] == "lobby");
+
+    alice.say("hello lobby");
+    let got = bob.expect("alice's message", is_message("hello lobby"));
+    assert_eq!(got["room"], "lobby");
+    assert_eq!(got["from"], "alice");
+    assert!(got["ts"].as_i64().unwrap() > 1_600_000_000_000);
+    alice.expect("her own message back", is_message("hello lobby"));
+    assert!(carol.try_expect(Duration::from_millis(300), is_message("hello lobby")).is_none());
+
+    drop(bob);
+    alice.expect("bob's leave notice", |f| f["event"] == "leave" && f["name"] == "bob");
+}
+
+#[test]
+fn a_message_crosses_processes_through_redis() {
+    let redis = Redis::start();
+    let (a, _da) = app(&["--redis-url", &redis.url()]);
+    let (b, _db) = app(&["--redis-url", &redis.url(), "--mode", "cluster", "--workers", "2"]);
+    let mut on_a = ChatClient::join(a.addr, "lobby", "alice");
+    let mut on_b = ChatClient::join(b.addr, "lobby", "bob");
+    on_a.expect("bob's join, from the other process", |f| f["event"] == "join" && f["name"] == "bob");
+    on_a.say("from a");
+    assert_eq!(on_b.expect("a's message on b", is_message("from a"))["from"], "alice");
+    on_b.say("from b");
+    assert_eq!(on_a.expect("b's message on a", is_message("from b"))["from"], "bob");
+}
+
+#[test]
+fn a_redis_restart_mid_chat_gives_error_frames_then_recovers() {
+    let mut redis = Redis::start();
+    let (a, _da) = app(&["--redis-url", &redis.url()]);
+    let (b, _db) = app(&["--redis-url", &redis.url()]);
+    let mut on_a = ChatClient::join(a.addr, "lobby", "alice");
+    let mut on_b = ChatClient::join(b.addr, "lobby", "bob");
+    on_a.say("before");
+    on_b.expect("the message before the restart", is_message("before"));
+
+    redis.stop();
+    on_a.say("while away");
+    let refusal = on_a.expect("an error frame while Redis is away", |f| f["error"].is_string());
+    assert!(refusal["error"].as_str().unwrap().contains("not delivered"), "{refusal}");
+
+    redis.resume();
+    // The relay reconnects with backoff; until then each try gets an error frame.
+    eventually("a message reaches b again after the restart", || {
+        on_a.say("after");
+        on_b.try_expect(Duration::from_millis(500), is_message("after")).is_some()
+    });
+    assert!(a.logs().contains("chat relay subscribed"), "{}", a.logs());
+}
+
+#[test]
+fn room_and_user_names_are_checked_before_the_upgrade() {
+    let (app, _data) = app(&[]);
+    let upgrade = [
+        ("connection", "Upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    for (query, problem) in [
+        ("room=lobby", "name is required"),
+        ("name=bob", "room is required"),
+        ("room=lob%20by&name=bob", "room may hold"),
+        ("room=lobby&name=%3Cscript%3E", "name may hold"),
+        (&format!("room=lobby&name={}", "b".repeat(33)), "1 to 32 characters"),
+    ] {
+        let response = request(app.addr, "GET", &format!("/ws?{query}"), &upgrade, b"");
+        assert_eq!(response.status, 400, "{query}");
+        assert!(response.error().contains(problem), "{query}: {}", response.body);
+    }
+    let plain = app.get("/ws?room=lobby&name=bob");
+    assert_eq!(plain.status, 426);
+    let accepted = request(app.addr, "GET", "/ws?room=lobby&name=Zo%C3%AB", &upgrade, b"");
+    assert_eq!(accepted.status, 101);
+    assert_eq!(accepted.header("sec-websocket-accept"), Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+}
+
+#[test]
+fn oversized_and_malformed_messages_get_error_frames() {
+    let (app, _data) = app(&[]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    alice.say(&"x".repeat(4096));
+    let refusal = alice.expect("an error for a message over 4 KiB", |f| f["error"].is_string());
+    assert!(refusal["error"].as_str().unwrap().contains("limit of 4096 bytes"), "{refusal}");
+    alice.send(Message::text("not json"));
+    alice.expect("an error for text that is not JSON", |f| {
+        f["error"].as_str().is_some_and(|e| e.contains("JSON"))
+    });
+    alice.send(Message::text(r#"{"text": "hi", "to": "bob"}"#));
+    alice.expect("an error for an unknown field", |f| {
+        f["error"].as_str().is_some_and(|e| e.contains("unknown field"))
+    });
+    alice.say(&"y".repeat(4000));
+    alice.expect("a message just under the limit", |f| f["text"].as_str().is_some_and(|t| t.len() == 4000));
+    // Far above the limit the frame is not even read: the socket closes with 1009.
+    alice.say(&"z".repeat(20_000));
+    assert_eq!(alice.expect_close().map(|f| f.code), Some(CloseCode::Size));
+}
+
+#[test]
+fn a_flood_is_rate_limited() {
+    let (app, _data) = app(&["--chat-rate", "1", "--chat-burst", "3"]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    for i in 0..6 {
+        alice.say(&format!("flood {i}"));
+    }
+    let refusal = alice.expect("a rate-limit error", |f| f["error"].is_string());
+    assert!(refusal["error"].as_str().unwrap().contains("rate limit"), "{refusal}");
+    alice.expect("the burst went through", is_message("flood 2"));
+    assert!(alice.try_expect(Duration::from_millis(300), is_message("flood 5")).is_none());
+}
+
+#[test]
+fn a_client_that_does_not_read_is_disconnected() {
+    let (app, _data) = app(&[
+        "--chat-queue",
+        "8",
+        "--chat-rate",
+        "10000",
+        "--chat-burst",
+        "10000",
+        "--chat-max-message-bytes",
+        "65536",
+    ]);
+    let mut slow = chat::open(app.addr, "lobby", "slow");
+    let mut fast = ChatClient::join(app.addr, "lobby", "fast");
+    let text = "x".repeat(60_000);
+    // Bounded: 64 MB at most, far beyond what the socket buffers hold.
+    let mut kicked = false;
+    for _ in 0..1000 {
+        fast.say(&text);
+        // `fast` reads its own echo, so only `slow` falls behind.
+        fast.expect("its own message back", |f| f["from"] == "fast");
+        if app.logs().contains("too slow") {
+            kicked = true;
+            break;
+        }
+    }
+    assert!(kicked, "the slow client was never disconnected: {}", app.logs());
+    // The slow client, reading at last, finds its stream ends: the close frame or the connection cut.
+    slow.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let ended = (0..100_000).any(|_| !matches!(slow.read(), Ok(Message::Text(_))));
+    assert!(ended);
+}
+
+#[test]
+fn drain_closes_chat_sockets_with_1001() {
+    let (mut app, _data) = app(&["--drain-timeout", "30s"]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    app.signal(libc::SIGTERM);
+    let close = alice.expect_close().expect("a close frame");
+    assert_eq!(close.code, CloseCode::Away);
+    assert!(app.wait_exit().success());
+}
+
+#[test]
+fn idle_sockets_are_pinged_and_answering_ones_kept() {
+    let (app, _data) = app(&["--chat-ping-interval", "200ms"]);
+    let mut socket = chat::open(app.addr, "lobby", "idle");
+    socket.get_mut().set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    // Reading is what lets tungstenite answer pings; over 1.5 s (over two periods) several come.
+    let mut pings = 0;
+    let until = std::time::Instant::now() + Duration::from_millis(1500);
+    while std::time::Instant::now() < until {
+        match socket.read() {
+            Ok(Message::Ping(_)) => pings += 1,
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("the socket ended although it answered the pings: {e}"),
+        }
+    }
+    assert!(pings >= 3, "{pings} pings");
+    socket.send(Message::text(r#"{"text":"still here"}"#)).unwrap();
+    socket.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let echoed = (0..50).any(|_| matches!(socket.read(), Ok(Message::Text(t)) if t.contains("still here")));
+    assert!(echoed);
+}
+
+#[test]
+fn a_silent_client_is_dropped() {
+    let (app, _data) = app(&["--chat-ping-interval", "200ms"]);
+    let mut socket = chat::open(app.addr, "lobby", "silent");
+    // Not reading: the pings go unanswered.
+    std::thread::sleep(Duration::from_millis(1000));
+    socket.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let ended = (0..100).any(|_| matches!(socket.read(), Err(_) | Ok(Message::Close(_))));
+    assert!(ended, "the silent socket was kept");
+    let _ = app;
+}
+
+#[test]
+fn a_cluster_without_redis_warns_that_rooms_are_process_local() {
+    let (app, _data) = app(&["--mode", "cluster", "--workers", "2"]);
+    assert!(app.logs().contains("chat rooms are process-local"), "{}", app.logs());
+}

@@ -1,0 +1,123 @@
+//! A chat client for tests: a WebSocket (tungstenite) on its own thread, so a test sends and
+//! receives without ever blocking the socket; frames arrive as JSON values.
+
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::{Message, WebSocket};
+
+use super::PATIENCE;
+
+pub struct ChatClient {
+    outgoing: mpsc::Sender<Message>,
+    incoming: mpsc::Receiver<Event>,
+    /// Set once the socket closed: the server's close frame, if it sent one.
+    pub closed: Option<Option<CloseFrame>>,
+}
+
+pub enum Event {
+    Frame(Value),
+    Closed(Option<CloseFrame>),
+}
+
+/// Opens a raw chat socket (nobody reads it unless the test does).
+pub fn open(addr: SocketAddr, room: &str, name: &str) -> WebSocket<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    let url = format!("ws://{addr}/ws?room={room}&name={name}");
+    let (socket, response) =
+        tungstenite::client(url, stream).unwrap_or_else(|e| panic!("chat handshake: {e}"));
+    assert_eq!(response.status(), 101);
+    socket
+}
+
+impl ChatClient {
+    /// Joins `room` as `name` and waits for its own join notice (so it is surely in the room).
+    pub fn join(addr: SocketAddr, room: &str, name: &str) -> ChatClient {
+        let mut socket = open(addr, room, name);
+        socket.get_mut().set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+        let (outgoing, to_send) = mpsc::channel::<Message>();
+        let (received, incoming) = mpsc::channel();
+        std::thread::spawn(move || loop {
+            loop {
+                match to_send.try_recv() {
+                    Ok(message) => {
+                        if socket.send(message).is_err() {
+                            return;
+                        }
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    // The client was dropped: leave as a browser tab closing would.
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        let _ = socket.close(None);
+                        let _ = socket.flush();
+                        return;
+                    }
+                }
+            }
+            match socket.read() {
+                Ok(Message::Text(text)) => {
+                    let frame =
+                        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
+                    if received.send(Event::Frame(frame)).is_err() {
+                        return;
+                    }
+                }
+                Ok(Message::Close(frame)) => {
+                    let _ = received.send(Event::Closed(frame));
+                    return;
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    let _ = received.send(Event::Closed(None));
+                    return;
+                }
+            }
+        });
+        let mut client = ChatClient { outgoing, incoming, closed: None };
+        client.expect(&format!("{name}'s own join notice"), |f| f["event"] == "join" && f["name"] == name);
+        client
+    }
+
+    pub fn say(&self, text: &str) {
+        self.send(Message::text(serde_json::json!({ "text": text }).to_string()));
+    }
+
+    pub fn send(&self, message: Message) {
+        self.outgoing.send(message).expect("the chat socket is closed");
+    }
+
+    /// The next frame that satisfies `wanted` (others are skipped), failing after PATIENCE.
+    pub fn expect(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        self.try_expect(PATIENCE, wanted).unwrap_or_else(|| panic!("no frame within {PATIENCE:?}: {what}"))
+    }
+
+    pub fn try_expect(&mut self, patience: Duration, wanted: impl Fn(&Value) -> bool) -> Option<Value> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.incoming.recv_timeout(left) {
+                Ok(Event::Frame(frame)) if wanted(&frame) => return Some(frame),
+                Ok(Event::Frame(_)) => {}
+                Ok(Event::Closed(frame)) => {
+                    self.closed = Some(frame);
+                    return None;
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Waits for the server's close frame and returns it.
+    pub fn expect_close(&mut self) -> Option<CloseFrame> {
+        let deadline = Instant::now() + PATIENCE;
+        while self.closed.is_none() {
+            assert!(Instant::now() < deadline, "the socket was not closed within {PATIENCE:?}");
+            let _ = self.try_expect(Duration::from_millis(100), |_| false);
+        }
+        self.closed.clone().unwrap()
+    }
+}

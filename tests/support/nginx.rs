@@ -1,0 +1,93 @@
+//! A real nginx on a free loopback port in front of some app processes, configured as a deployment
+//! would be for chat: HTTP/1.1 to the upstream, the WebSocket upgrade map, keep-alive.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{TempDir, PATIENCE};
+
+pub struct Nginx {
+    pub addr: SocketAddr,
+    child: Child,
+    dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(upstreams: &[SocketAddr]) -> Nginx {
+        let dir = TempDir::new();
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let servers: String = upstreams.iter().map(|up| format!("    server {up};\n")).collect();
+        let root = dir.0.display();
+        // Workers of a root master run as `nobody` unless told otherwise; they need the temp dirs.
+        // SAFETY: geteuid has no preconditions.
+        let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
+        let conf = format!(
+            "{user}
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 8192; }}
+http {{
+  access_log off;
+  client_body_temp_path {root}/body;
+  proxy_temp_path {root}/proxy;
+  fastcgi_temp_path {root}/fastcgi;
+  uwsgi_temp_path {root}/uwsgi;
+  scgi_temp_path {root}/scgi;
+  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  upstream app {{
+{servers}    keepalive 64;
+  }}
+  server {{
+    listen {addr} backlog=4096;
+    client_max_body_size 16k;
+    location / {{
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $connection_upgrade;
+      proxy_read_timeout 60s;
+    }}
+  }}
+}}
+"
+        );
+        let conf_path = dir.0.join("nginx.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir.0)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("nginx is installed (tests/lib/deps.sh)");
+        let nginx = Nginx { addr, child, dir };
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen within {PATIENCE:?}: {}",
+                nginx.errors()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    pub fn errors(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

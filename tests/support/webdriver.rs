@@ -1,0 +1,144 @@
+//! Just enough of a WebDriver client to drive Debian's headless Chromium through chromedriver:
+//! sessions, navigation, elements (find, type, click, text) and script. Each session is its own
+//! browser with a fresh profile, so two sessions are two independent users.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{request, TempDir, PATIENCE};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+
+pub struct ChromeDriver {
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl ChromeDriver {
+    pub fn start() -> ChromeDriver {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (tests/lib/deps.sh: chromium-driver)");
+        let driver = ChromeDriver { addr: SocketAddr::from(([127, 0, 0, 1], port)), child };
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(driver.addr).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen within {PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let host = format!("localhost:{}", self.addr.port());
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut headers = vec![("host", host.as_str())];
+        if method == "POST" {
+            headers.push(("content-type", "application/json"));
+        }
+        // A POST needs a body even when it has nothing to say.
+        let body = if method == "POST" && body.is_empty() { "{}".to_string() } else { body };
+        let response = request(self.addr, method, path, &headers, body.as_bytes());
+        let value = response.json();
+        assert_eq!(response.status, 200, "webdriver {method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    /// A new browser: headless Chromium with a profile of its own.
+    pub fn session(&self) -> Session<'_> {
+        let profile = TempDir::new();
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            &format!("--user-data-dir={}", profile.0.display()),
+        ];
+        let capabilities = json!({ "capabilities": { "alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args },
+        }}});
+        let created = self.call("POST", "/session", Some(capabilities));
+        let id = created["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {created}")).to_string();
+        Session { driver: self, id, _profile: profile }
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Session<'a> {
+    driver: &'a ChromeDriver,
+    id: String,
+    _profile: TempDir,
+}
+
+impl Session<'_> {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.driver.call(method, &format!("/session/{}{path}", self.id), body)
+    }
+
+    pub fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    pub fn find(&self, css: &str) -> String {
+        let found = self.call("POST", "/element", Some(json!({ "using": "css selector", "value": css })));
+        found[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}: {found}")).to_string()
+    }
+
+    pub fn text(&self, css: &str) -> String {
+        let element = self.find(css);
+        self.call("GET", &format!("/element/{element}/text"), None).as_str().unwrap_or("").to_string()
+    }
+
+    pub fn type_into(&self, css: &str, text: &str) {
+        let element = self.find(css);
+        self.call("POST", &format!("/element/{element}/clear"), None);
+        self.call("POST", &format!("/element/{element}/value"), Some(json!({ "text": text })));
+    }
+
+    pub fn click(&self, css: &str) {
+        let element = self.find(css);
+        self.call("POST", &format!("/element/{element}/click"), None);
+    }
+
+    /// Polls the text of `css` until `wanted` holds, failing after PATIENCE.
+    pub fn wait_for_text(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let text = self.text(css);
+            if wanted(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "{what}: `{css}` still shows {text:?} after {PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        let _ = request(
+            self.driver.addr,
+            "DELETE",
+            &format!("/session/{}", self.id),
+            &[("host", &format!("localhost:{}", self.driver.addr.port()))],
+            b"",
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! /v1/todos on the real binary: the API and its every refusal, durability across `kill -9`, and
+//! one list seen by several processes (one SQLite file) and by several hosts (one Redis).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::redis::Redis;
+use support::*;
+
+fn app_with_data(dir: &TempDir, extra: &[&str]) -> App {
+    let data = dir.0.to_str().unwrap();
+    let mut args = vec!["--data-dir", data];
+    args.extend_from_slice(extra);
+    App::activated(&args).ready()
+}
+
+fn create(app: &App, title: &str) -> Value {
+    let response = send_json(app.addr, "POST", "/v1/todos", &json!({ "title": title }));
+    assert_eq!(response.status, 201, "{}", response.body);
+    let todo = response.json();
+    assert_eq!(response.header("location"), Some(format!("/v1/todos/{}", todo["id"]).as_str()));
+    todo
+}
+
+fn titles(app: &App, query: &str) -> Vec<String> {
+    let response = app.get(&format!("/v1/todos{query}"));
+    assert_eq!(response.status, 200, "{}", response.body);
+    response.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn todos_are_created_listed_newest_first_changed_and_deleted() {
+    let data = TempDir::new();
+    let app = app_with_data(&data, &[]);
+    let first = create(&app, "  buy milk  ");
+    assert_eq!(first["title"], "buy milk", "the title is trimmed");
+    assert_eq!(first["completed"], false);
+    assert!(first["created_at"].as_str().unwrap().ends_with('Z'));
+    create(&app, "walk the dog");
+    create(&app, "write tests");
+
+    assert_eq!(titles(&app, ""), ["write tests", "walk the dog", "buy milk"]);
+    assert_eq!(titles(&app, "?limit=1&offset=1"), ["walk the dog"]);
+    let page = app.get("/v1/todos?limit=2").json();
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["limit"], 2);
+
+    let path = format!("/v1/todos/{}", first["id"]);
+    assert_eq!(app.get(&path).json()["title"], "buy milk");
+    let patched = send_json(app.addr, "PATCH", &path, &json!({ "completed": true }));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.json()["completed"], true);
+    assert_eq!(patched.json()["title"], "buy milk");
+    let renamed =
+        send_json(app.addr, "PATCH", &path, &json!({ "title": "buy oat milk", "completed": false }));
+    assert_eq!(renamed.json()["title"], "buy oat milk");
+    assert_eq!(renamed.json()["completed"], false);
+
+    let deleted = request(app.addr, "DELETE", &path, &[], b"");
+    assert_eq!(deleted.status, 204);
+    assert!(deleted.body.is_empty());
+    assert_eq!(app.get(&path).status, 404);
+    assert_eq!(request(app.addr, "DELETE", &path, &[], b"").status, 404);
+    assert_eq!(titles(&app, ""), ["write tests", "walk the dog"]);
+}
+
+/// Sends `body` raw with `content_type` and returns status and error message.
+fn refused(app: &App, method: &str, path: &str, content_type: Option<&str>, body: &[u8]) -> (u16, String) {
+    let headers: Vec<(&str, &str)> = content_type.map(|ct| ("content-type", ct)).into_iter().collect();
+    let response = request(app.addr, method, path, &headers, body);
+    (response.status, response.error())
+}
+
+#[test]
+fn every_invalid_request_is_refused_with_a_reason() {
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--todos-max-limit", "50"]);
+    let json_type = Some("application/json");
+    let post = |body: &str| refused(&app, "POST", "/v1/todos", json_type, body.as_bytes());
+
+    let (status, message) = post(r#"{"title": "   "}"#);
+    assert_eq!((status, message.as_str()), (400, "title must not be empty"));
+    let (status, message) = post(&json!({ "title": "x".repeat(201) }).to_string());
+    assert_eq!(status, 400);
+    assert!(message.contains("at most 200 characters"), "{message}");
+    assert_eq!(send_json(app.addr, "POST", "/v1/todos", &json!({ "title": "é".repeat(200) })).status, 201);
+    let (status, message) = post("{}");
+    assert_eq!(status, 400);
+    assert!(message.contains("missing field `title`"), "{message}");
+    let (status, message) = post(r#"{"title": "a", "owner": "me"}"#);
+    assert_eq!(status, 400);
+    assert!(message.contains("unknown field `owner`"), "{message}");
+    let (status, message) = post(r#"{"title": 5}"#);
+    assert_eq!(status, 400);
+    assert!(message.contains("invalid type"), "{message}");
+    let (status, message) = post("{\n  \"title\": \"a\",\n  oops\n}");
+    assert_eq!(status, 400);
+    assert!(message.starts_with("malformed JSON") && message.contains("line 3 column 3"), "{message}");
+    let (status, message) = post(r#"{"title": "a""#);
+    assert_eq!(status, 400);
+    assert!(message.contains("line 1 column 13"), "{message}");
+
+    let (status, message) = refused(&app, "POST", "/v1/todos", None, br#"{"title":"a"}"#);
+    assert_eq!(status, 415);
+    assert!(message.contains("application/json"), "{message}");
+    let (status, _) = refused(&app, "POST", "/v1/todos", Some("text/plain"), br#"{"title":"a"}"#);
+    assert_eq!(status, 415);
+    let big = format!(r#"{{"title": "a", "pad": "{}"}}"#, " ".repeat(16 * 1024));
+    let (status, message) = post(&big);
+    assert_eq!(status, 413);
+    assert!(message.contains("16384"), "{message}");
+
+    let (status, message) = refused(&app, "GET", "/v1/todos?limit=51", None, b"");
+    assert_eq!(status, 400);
+    assert!(message.contains("1 to 50"), "{message}");
+    assert_eq!(refused(&app, "GET", "/v1/todos?offset=x", None, b"").0, 400);
+
+    let todo = create(&app, "patch me");
+    let path = format!("/v1/todos/{}", todo["id"]);
+    let (status, message) = refused(&app, "PATCH", &path, json_type, b"{}");
+    assert_eq!(status, 400);
+    assert!(message.contains("nothing to change"), "{message}");
+    assert_eq!(refused(&app, "PATCH", &path, json_type, br#"{"completed": "yes"}"#).0, 400);
+    assert_eq!(refused(&app, "PATCH", &path, json_type, br#"{"title": ""}"#).0, 400);
+    assert_eq!(refused(&app, "PATCH", &path, json_type, br#"{"done": true}"#).0, 400);
+    assert_eq!(refused(&app, "PATCH", &path, Some("text/plain"), br#"{"completed": true}"#).0, 415);
+
+    for missing in ["/v1/todos/999999", "/v1/todos/abc", "/v1/todos/-1", "/v1/todos/0"] {
+        let (status, message) = refused(&app, "GET", missing, None, b"");
+        assert_eq!(status, 404, "{missing}");
+        assert!(message.contains("no todo"), "{message}");
+        assert_eq!(refused(&app, "PATCH", missing, json_type, br#"{"completed": true}"#).0, 404, "{missing}");
+    }
+    let (status, _) = refused(&app, "PUT", &path, json_type, b"{}");
+    assert_eq!(status, 405);
+}
+
+#[test]
+fn a_kill_right_after_a_201_loses_nothing() {
+    let data = TempDir::new();
+    let mut app = app_with_data(&data, &[]);
+    // Concurrent writers so that the kill lands while other writes are being committed.
+    let addr = app.addr;
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0..400 {
+                    let body = json!({ "title": format!("writer {w} item {i}") }).to_string();
+                    match try_request(
+                        addr,
+                        "POST",
+                        "/v1/todos",
+                        &[("content-type", "application/json")],
+                        body.as_bytes(),
+                    ) {
+                        Ok(response) if response.status == 201 => {
+                            acknowledged.push(response.json()["id"].as_i64().unwrap())
+                        }
+                        _ => break, // Killed.
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    // Kill as soon as a 201 has been seen by this thread too.
+    eventually("some todos are acknowledged", || {
+        app.get("/v1/todos?limit=1").json()["total"].as_u64().unwrap() >= 20
+    });
+    let mut witness = send_json(addr, "POST", "/v1/todos", &json!({ "title": "the last word" }));
+    assert_eq!(witness.status, 201);
+    app.signal(libc::SIGKILL);
+    assert!(!app.wait_exit().success());
+    let acknowledged: Vec<i64> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+
+    let app = app_with_data(&data, &[]);
+    let total = app.get("/v1/todos?limit=1").json()["total"].as_u64().unwrap();
+    assert!(total as usize > acknowledged.len(), "{total} stored, {} acknowledged", acknowledged.len());
+    for id in acknowledged.iter().chain([&witness.json()["id"].as_i64().unwrap()]) {
+        assert_eq!(app.get(&format!("/v1/todos/{id}")).status, 200, "acknowledged todo {id} was lost");
+    }
+    witness = app.get(&format!("/v1/todos/{}", witness.json()["id"]));
+    assert_eq!(witness.json()["title"], "the last word");
+}
+
+#[test]
+fn two_processes_on_one_data_dir_share_the_todos() {
+    let data = TempDir::new();
+    let a = app_with_data(&data, &[]);
+    let b = app_with_data(&data, &[]);
+    let from_a = create(&a, "written through a");
+    let from_b = create(&b, "written through b");
+    assert_eq!(titles(&a, ""), ["written through b", "written through a"]);
+    assert_eq!(titles(&b, ""), ["written through b", "written through a"]);
+    let patched =
+        send_json(b.addr, "PATCH", &format!("/v1/todos/{}", from_a["id"]), &json!({ "completed": true }));
+    assert_eq!(patched.status, 200);
+    assert_eq!(a.get(&format!("/v1/todos/{}", from_a["id"])).json()["completed"], true);
+    assert_eq!(request(a.addr, "DELETE", &format!("/v1/todos/{}", from_b["id"]), &[], b"").status, 204);
+    assert_eq!(b.get(&format!("/v1/todos/{}", from_b["id"])).status, 404);
+}
+
+#[test]
+fn cluster_workers_share_the_todos() {
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--mode", "cluster", "--workers", "2"]);
+    for i in 0..20 {
+        create(&app, &format!("item {i}"));
+    }
+    // Whichever worker answers, the list is whole.
+    for _ in 0..10 {
+        assert_eq!(app.get("/v1/todos?limit=1").json()["total"], 20);
+    }
+}
+
+#[test]
+fn apps_sharing_one_redis_share_the_todos_like_hosts_do() {
+    let redis = Redis::start();
+    let url = redis.url();
+    // Each has a data directory of its own: only Redis is shared, as between hosts.
+    let (data_a, data_b) = (TempDir::new(), TempDir::new());
+    let a = app_with_data(&data_a, &["--redis-url", &url, "--todos-store", "redis"]);
+    let b = app_with_data(&data_b, &["--redis-url", &url, "--todos-store", "redis"]);
+    let first = create(&a, "on host a");
+    create(&b, "on host b");
+    assert_eq!(titles(&a, ""), ["on host b", "on host a"]);
+    assert_eq!(titles(&b, "?limit=1&offset=1"), ["on host a"]);
+    let path = format!("/v1/todos/{}", first["id"]);
+    let patched = send_json(b.addr, "PATCH", &path, &json!({ "completed": true, "title": "renamed" }));
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(a.get(&path).json()["title"], "renamed");
+    assert_eq!(a.get(&path).json()["completed"], true);
+    assert_eq!(request(b.addr, "DELETE", &path, &[], b"").status, 204);
+    assert_eq!(a.get(&path).status, 404);
+    assert_eq!(a.get("/v1/todos").json()["total"], 1);
+    assert_eq!(a.get("/healthz").status, 200);
+}
+
+#[test]
+fn with_redis_away_todos_and_health_say_503_and_recover() {
+    let mut redis = Redis::start();
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
+    create(&app, "before");
+    redis.stop();
+    let response = send_json(app.addr, "POST", "/v1/todos", &json!({ "title": "while away" }));
+    assert_eq!(response.status, 503, "{}", response.body);
+    assert!(response.error().contains("redis"), "{}", response.body);
+    assert_eq!(app.get("/healthz").status, 503);
+    redis.resume();
+    eventually("the store works again", || {
+        send_json(app.addr, "POST", "/v1/todos", &json!({ "title": "after" })).status == 201
+    });
+    assert_eq!(app.get("/healthz").status, 200);
+}
