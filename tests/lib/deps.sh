@@ -5,6 +5,7 @@ TEST_PACKAGES=(
   systemd          # systemd-socket-activate for the activation test
   curl jq iproute2 procps
   nginx redis-server
+  chromium chromium-driver       # the page at / in a real browser (tests/browser.rs, WebDriver)
   systemd-container mmdebstrap   # a real systemd as PID 1 in a container
   nix-bin python3-pyflakes       # parsing, evaluating and linting the Nix side
   wrk nodejs                     # bench/run.sh: the load tool and the Node stack it compares with

@@ -305,6 +305,25 @@ pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
     parse_response(&raw)
 }
 
+/// Reads one response framed by its `content-length`, for peers that keep the connection open
+/// whatever the request said (chromedriver) and for keep-alive clients.
+pub fn read_framed_response(stream: &mut impl Read) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::Error::other("the connection closed before the end of the head"));
+        }
+        raw.push(byte[0]);
+    }
+    let head = parse_response(&raw)?;
+    let length: usize = head.header("content-length").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
+    raw.extend_from_slice(&body);
+    parse_response(&raw)
+}
+
 pub fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text

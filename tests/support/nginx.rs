@@ -86,8 +86,10 @@ http {{
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, not SIGKILL: a killed master leaves its worker behind.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{request, TempDir, PATIENCE};
+use super::{read_framed_response, send, TempDir, PATIENCE};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecc";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct ChromeDriver {
     addr: SocketAddr,
@@ -36,6 +36,13 @@ impl ChromeDriver {
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let (status, value) =
+            self.try_call(method, path, body).unwrap_or_else(|e| panic!("webdriver {method} {path}: {e}"));
+        assert_eq!(status, 200, "webdriver {method} {path}: {value}");
+        value["value"].clone()
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> std::io::Result<(u16, Value)> {
         let host = format!("localhost:{}", self.addr.port());
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let mut headers = vec![("host", host.as_str())];
@@ -44,10 +51,12 @@ impl ChromeDriver {
         }
         // A POST needs a body even when it has nothing to say.
         let body = if method == "POST" && body.is_empty() { "{}".to_string() } else { body };
-        let response = request(self.addr, method, path, &headers, body.as_bytes());
-        let value = response.json();
-        assert_eq!(response.status, 200, "webdriver {method} {path}: {value}");
-        value["value"].clone()
+        let mut stream = TcpStream::connect(self.addr)?;
+        stream.set_read_timeout(Some(PATIENCE))?;
+        send(&mut stream, method, path, &headers, body.as_bytes())?;
+        let response = read_framed_response(&mut stream)?;
+        let value = serde_json::from_str(&response.body).map_err(std::io::Error::other)?;
+        Ok((response.status, value))
     }
 
     /// A new browser: headless Chromium with a profile of its own.
@@ -132,13 +141,8 @@ impl Session<'_> {
 }
 
 impl Drop for Session<'_> {
+    /// Closes the browser, also when the test failed: killing chromedriver would leave it running.
     fn drop(&mut self) {
-        let _ = request(
-            self.driver.addr,
-            "DELETE",
-            &format!("/session/{}", self.id),
-            &[("host", &format!("localhost:{}", self.driver.addr.port()))],
-            b"",
-        );
+        let _ = self.driver.try_call("DELETE", &format!("/session/{}", self.id), None);
     }
 }
