@@ -29,6 +29,17 @@ const FLAGS: &[&str] = &[
     "--watch-path",
     "status",
     "reload",
+    "--data-dir",
+    "--redis-url",
+    "--todos-store",
+    "--todos-max-limit",
+    "--todos-max-body-bytes",
+    "--sqlite-busy-timeout",
+    "--chat-max-message-bytes",
+    "--chat-rate",
+    "--chat-burst",
+    "--chat-queue",
+    "--chat-ping-interval",
 ];
 
 #[test]
@@ -39,8 +50,20 @@ fn help_explains_every_flag_and_its_environment_variable() {
     for flag in FLAGS {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
-    for env in ["PORT", "APP_MODE", "APP_WORKERS", "APP_THREADS", "APP_DRAIN_TIMEOUT", "LISTEN_FDS", "SIGHUP"]
-    {
+    for env in [
+        "PORT",
+        "APP_MODE",
+        "APP_WORKERS",
+        "APP_THREADS",
+        "APP_DRAIN_TIMEOUT",
+        "LISTEN_FDS",
+        "SIGHUP",
+        "APP_DATA_DIR",
+        "STATE_DIRECTORY",
+        "APP_REDIS_URL",
+        "APP_TODOS_STORE",
+        "APP_CHAT_RATE",
+    ] {
         assert!(help.contains(env), "--help does not mention {env}");
     }
     assert!(help.contains("one event loop"), "--help says what --threads 1 means");
@@ -68,6 +91,16 @@ fn a_bad_value_names_its_flag_and_exits_2() {
         (&["--randoms-concurrency", "0"], "--randoms-concurrency"),
         (&["--randoms-wait", "later"], "--randoms-wait"),
         (&["--trusted-proxies", "10.0.0.0/8,nope"], "--trusted-proxies"),
+        (&["--todos-store", "postgres"], "--todos-store"),
+        (&["--todos-store", "redis"], "--redis-url"),
+        (&["--todos-max-limit", "0"], "--todos-max-limit"),
+        (&["--todos-max-body-bytes", "1"], "--todos-max-body-bytes"),
+        (&["--sqlite-busy-timeout", "0"], "--sqlite-busy-timeout"),
+        (&["--chat-max-message-bytes", "1"], "--chat-max-message-bytes"),
+        (&["--chat-rate", "0"], "--chat-rate"),
+        (&["--chat-burst", "0"], "--chat-burst"),
+        (&["--chat-queue", "0"], "--chat-queue"),
+        (&["--chat-ping-interval", "never"], "--chat-ping-interval"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, flag) in cases {
@@ -103,4 +136,26 @@ fn a_port_in_use_is_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")), "{stderr}");
+}
+
+#[test]
+fn a_store_that_cannot_open_is_a_clear_error() {
+    let output = Command::new(BIN)
+        .args(["--port", "0", "--data-dir", "/proc/no-such-dir"])
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open the todo store in /proc/no-such-dir"), "{stderr}");
+}
+
+#[test]
+fn the_data_dir_defaults_to_systemds_state_directory() {
+    let state = support::TempDir::new();
+    let mut app =
+        support::App::activated_with(&[], &[("STATE_DIRECTORY", state.0.to_str().unwrap())]).ready();
+    assert!(state.0.join("todos.sqlite3").exists());
+    app.signal(libc::SIGTERM);
+    assert!(app.wait_exit().success());
 }

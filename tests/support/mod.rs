@@ -98,6 +98,8 @@ impl App {
             .stdin(Stdio::null())
             .stderr(Stdio::piped());
         command.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
+        // A todo store of its own, as systemd's StateDirectory= gives; --data-dir overrides it.
+        command.env("STATE_DIRECTORY", dir.0.join("state")).env_remove("APP_DATA_DIR");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -453,6 +455,9 @@ impl Drop for TempDir {
 pub fn start_plain(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut command = Command::new(BIN);
     command.args(args).env_remove("NOTIFY_SOCKET").stdin(Stdio::null()).stderr(Stdio::piped());
+    // Not ./data in the checkout: a directory of this test run's (left behind, it is small).
+    command
+        .env("STATE_DIRECTORY", std::env::temp_dir().join(format!("app-test-{}-plain", std::process::id())));
     for (key, value) in env {
         command.env(key, value);
     }
