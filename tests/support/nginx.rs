@@ -25,7 +25,7 @@ impl Nginx {
         let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
         let conf = format!(
             "{user}
-worker_processes 1;
+worker_processes auto;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
 events {{ worker_connections 8192; }}

@@ -1,0 +1,158 @@
+//! `cargo bench --bench chat`: chat at scale on this machine.
+//! 1. 1,000 clients in one room, connected through nginx to four instances sharing a Redis; a
+//!    sender posts messages; the delay from send to arrival at every client (target p99 <= 50 ms).
+//! 2. Memory per idle chat socket: one instance's resident memory before and after 1,000 idle
+//!    sockets.
+//!
+//! Bounded: fixed counts, and every wait has a deadline.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{client_async, WebSocketStream};
+
+use support::nginx::Nginx;
+use support::redis::Redis;
+use support::{App, TempDir};
+
+const CLIENTS: usize = 1_000;
+const INSTANCES: usize = 4;
+const MESSAGES: usize = 50;
+const MESSAGE_GAP: Duration = Duration::from_millis(100);
+
+type Socket = WebSocketStream<TcpStream>;
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(delivery());
+    runtime.block_on(idle_memory());
+}
+
+fn start(args: &[&str], data: &TempDir) -> App {
+    let mut all = vec!["--data-dir", data.0.to_str().unwrap(), "--max-connections", "4096"];
+    all.extend_from_slice(args);
+    App::activated(&all).ready()
+}
+
+async fn connect(addr: SocketAddr, room: &str, name: &str) -> Socket {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (socket, _) = client_async(format!("ws://{addr}/ws?room={room}&name={name}"), stream).await.unwrap();
+    socket
+}
+
+async fn connect_many(addr: SocketAddr, count: usize, room: &str) -> Vec<Socket> {
+    let mut sockets = Vec::with_capacity(count);
+    for batch in (0..count).collect::<Vec<_>>().chunks(50) {
+        let connecting = batch.iter().map(|i| async move { connect(addr, room, &format!("c{i}")).await });
+        sockets.extend(futures_util::future::join_all(connecting).await);
+    }
+    sockets
+}
+
+async fn delivery() {
+    let redis = Redis::start();
+    let data: Vec<TempDir> = (0..INSTANCES).map(|_| TempDir::new()).collect();
+    let url = redis.url();
+    let apps: Vec<App> = data
+        .iter()
+        .map(|d| start(&["--redis-url", &url, "--chat-rate", "100", "--chat-burst", "100"], d))
+        .collect();
+    let nginx = Nginx::start(&apps.iter().map(|a| a.addr).collect::<Vec<_>>());
+
+    let base = Instant::now();
+    let sockets = connect_many(nginx.addr, CLIENTS, "bench").await;
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(CLIENTS * MESSAGES)));
+    let mut readers = Vec::new();
+    for socket in sockets {
+        let latencies = latencies.clone();
+        readers.push(tokio::spawn(async move {
+            let (_sink, mut stream) = socket.split();
+            let mut seen = 0;
+            let deadline = tokio::time::sleep(Duration::from_secs(60));
+            tokio::pin!(deadline);
+            while seen < MESSAGES {
+                let frame = tokio::select! {
+                    frame = stream.next() => frame,
+                    _ = &mut deadline => break,
+                };
+                let Some(Ok(Message::Text(text))) = frame else {
+                    if matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
+                        break;
+                    }
+                    continue;
+                };
+                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let Some(sent) = frame["text"].as_str().and_then(|t| t.strip_prefix("sent-at ")) else {
+                    continue;
+                };
+                let sent = Duration::from_nanos(sent.parse().unwrap());
+                latencies.lock().unwrap().push(base.elapsed().saturating_sub(sent));
+                seen += 1;
+            }
+            seen
+        }));
+    }
+    // Let the join notices of 1,000 clients settle before measuring.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut sender = connect(apps[0].addr, "bench", "sender").await;
+    for _ in 0..MESSAGES {
+        let text = format!("sent-at {}", base.elapsed().as_nanos());
+        sender.send(Message::text(serde_json::json!({ "text": text }).to_string())).await.unwrap();
+        tokio::time::sleep(MESSAGE_GAP).await;
+    }
+    let mut complete = 0;
+    for reader in readers {
+        if reader.await.unwrap() == MESSAGES {
+            complete += 1;
+        }
+    }
+    let mut all = latencies.lock().unwrap().clone();
+    all.sort();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
+    println!(
+        "chat: {CLIENTS} clients through nginx over {INSTANCES} instances + Redis, {MESSAGES} messages: \
+         {} deliveries of {} expected ({complete} clients got all); delay p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        all.len(),
+        CLIENTS * MESSAGES,
+        at(0.5),
+        at(0.99),
+        at(1.0),
+    );
+    for app in &apps {
+        println!("  instance pid {}: rss {} KiB", app.pid(), rss_kib(app.pid()));
+    }
+}
+
+async fn idle_memory() {
+    let data = TempDir::new();
+    let app = start(&[], &data);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(app.pid());
+    let sockets = connect_many(app.addr, CLIENTS, "idle").await;
+    // Drain the join notices so the server's queues are empty, as on an idle socket.
+    let mut idle = Vec::new();
+    for socket in sockets {
+        let (sink, mut stream) = socket.split();
+        idle.push((sink, tokio::spawn(async move { while stream.next().await.is_some() {} })));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(app.pid());
+    println!(
+        "idle chat sockets: rss {before} KiB before, {after} KiB with {CLIENTS} open = {:.1} KiB per socket",
+        (after - before) as f64 / CLIENTS as f64
+    );
+}
+
+fn rss_kib(pid: i32) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
