@@ -67,6 +67,8 @@ fn a_redis_restart_mid_chat_gives_error_frames_then_recovers() {
     on_b.expect("the message before the restart", is_message("before"));
 
     redis.stop();
+    let mut late = ChatClient::join_only(a.addr, "lobby", "late");
+    late.expect("an error frame on joining while Redis is away", |f| f["error"].is_string());
     on_a.say("while away");
     let refusal = on_a.expect("an error frame while Redis is away", |f| f["error"].is_string());
     assert!(refusal["error"].as_str().unwrap().contains("not delivered"), "{refusal}");

@@ -47,7 +47,10 @@ pub async fn serve<S>(
     let (control_tx, mut control) = mpsc::channel::<Message>(8);
     let started = Instant::now();
     let last_heard = AtomicU64::new(0);
-    let _ = hub.send(&room, frames::notice(&room, "join", &name)).await;
+    if let Err(problem) = hub.send(&room, frames::notice(&room, "join", &name)).await {
+        // The client learns at once that the room cannot be reached, not on its first message.
+        let _ = control_tx.try_send(error_frame(&problem));
+    }
 
     let writer = async {
         loop {

@@ -40,8 +40,7 @@ impl SqliteStore {
     pub fn open(dir: &Path, busy_timeout: Duration) -> rusqlite::Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         let path = dir.join(FILE_NAME);
-        let writer = connect(&path, busy_timeout)?;
-        create_schema(&writer)?;
+        let writer = prepare(&path, busy_timeout)?;
         let (writes, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -125,6 +124,24 @@ impl TodoStore for SqliteStore {
 
     fn describe(&self) -> String {
         format!("sqlite {}", self.path.display())
+    }
+}
+
+/// The writer's connection, with the file in WAL mode and the table made. Processes starting
+/// together race for the same fresh file, and some of those steps can answer SQLITE_BUSY without
+/// waiting on busy_timeout: they are retried for up to that long.
+fn prepare(path: &Path, busy_timeout: Duration) -> rusqlite::Result<Connection> {
+    let deadline = std::time::Instant::now() + busy_timeout;
+    loop {
+        let attempt = connect(path, busy_timeout).and_then(|db| create_schema(&db).map(|()| db));
+        match attempt {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            done => return done,
+        }
     }
 }
 

@@ -36,6 +36,13 @@ pub fn open(addr: SocketAddr, room: &str, name: &str) -> WebSocket<TcpStream> {
 impl ChatClient {
     /// Joins `room` as `name` and waits for its own join notice (so it is surely in the room).
     pub fn join(addr: SocketAddr, room: &str, name: &str) -> ChatClient {
+        let mut client = Self::join_only(addr, room, name);
+        client.expect(&format!("{name}'s own join notice"), |f| f["event"] == "join" && f["name"] == name);
+        client
+    }
+
+    /// Opens the socket without waiting for anything.
+    pub fn join_only(addr: SocketAddr, room: &str, name: &str) -> ChatClient {
         let mut socket = open(addr, room, name);
         socket.get_mut().set_read_timeout(Some(Duration::from_millis(10))).unwrap();
         let (outgoing, to_send) = mpsc::channel::<Message>();
@@ -77,9 +84,7 @@ impl ChatClient {
                 }
             }
         });
-        let mut client = ChatClient { outgoing, incoming, closed: None };
-        client.expect(&format!("{name}'s own join notice"), |f| f["event"] == "join" && f["name"] == name);
-        client
+        ChatClient { outgoing, incoming, closed: None }
     }
 
     pub fn say(&self, text: &str) {
