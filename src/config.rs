@@ -196,9 +196,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub chat_queue: u32,
 
-    /// Ping period of idle chat sockets: keep it below the proxy's read timeout (nginx: 60s). A client
-    /// silent for two periods is disconnected.
-    #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "25s", value_parser = parse_duration)]
+    /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in
+    /// nginx/app-proxy.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
+    #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub chat_ping_interval: Duration,
 }
 
