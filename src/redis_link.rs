@@ -2,7 +2,7 @@
 //! on first use rather than at start (the server starts and serves while Redis is away) and
 //! reconnected by `redis`'s ConnectionManager after a failure.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
@@ -10,17 +10,26 @@ use tokio::sync::Mutex;
 
 /// A command or a connection attempt that takes longer fails, so a request never hangs on Redis.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// After a failed first connection, requests fail at once for this long instead of each waiting
+/// for its own attempt in turn.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 pub struct RedisLink {
     client: Client,
-    manager: Mutex<Option<ConnectionManager>>,
+    manager: Mutex<Manager>,
+}
+
+#[derive(Default)]
+struct Manager {
+    connected: Option<ConnectionManager>,
+    failed_at: Option<Instant>,
 }
 
 impl RedisLink {
     /// Checks the URL only; nothing is connected yet.
     pub fn new(url: &str) -> Result<RedisLink, String> {
         let client = Client::open(url).map_err(|error| format!("--redis-url: {error}"))?;
-        Ok(RedisLink { client, manager: Mutex::new(None) })
+        Ok(RedisLink { client, manager: Mutex::default() })
     }
 
     pub fn client(&self) -> &Client {
@@ -30,17 +39,30 @@ impl RedisLink {
     /// A handle on the shared connection (cheap to clone), connecting first if need be.
     pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
         let mut manager = self.manager.lock().await;
-        if let Some(connected) = manager.as_ref() {
+        if let Some(connected) = manager.connected.as_ref() {
             return Ok(connected.clone());
+        }
+        if manager.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "redis was unreachable a moment ago",
+            )));
         }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
             .set_number_of_retries(1)
             .set_max_delay(1000);
-        let connected = self.client.get_connection_manager_with_config(config).await?;
-        *manager = Some(connected.clone());
-        Ok(connected)
+        match self.client.get_connection_manager_with_config(config).await {
+            Ok(connected) => {
+                manager.connected = Some(connected.clone());
+                Ok(connected)
+            }
+            Err(error) => {
+                manager.failed_at = Some(Instant::now());
+                Err(error)
+            }
+        }
     }
 
     /// The address without its password, for logs.

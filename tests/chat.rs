@@ -230,3 +230,20 @@ fn a_cluster_without_redis_warns_that_rooms_are_process_local() {
     let (app, _data) = app(&["--mode", "cluster", "--workers", "2"]);
     assert!(app.logs().contains("chat rooms are process-local"), "{}", app.logs());
 }
+
+#[test]
+fn an_app_started_while_redis_is_down_serves_and_joins_it_later() {
+    let mut redis = Redis::start();
+    redis.stop();
+    let (app, _data) = app(&["--redis-url", &redis.url(), "--todos-store", "redis"]);
+    assert_eq!(app.get("/info").status, 200);
+    assert_eq!(app.get("/healthz").status, 503);
+    let mut alice = ChatClient::join_only(app.addr, "lobby", "alice");
+    alice.expect("an error frame: the room is unreachable", |f| f["error"].is_string());
+    redis.resume();
+    eventually("chat works once Redis is up", || {
+        alice.say("hello");
+        alice.try_expect(Duration::from_millis(500), is_message("hello")).is_some()
+    });
+    eventually("todos work once Redis is up", || app.get("/healthz").status == 200);
+}
