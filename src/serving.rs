@@ -17,6 +17,9 @@ use crate::listener::{self, Acquired};
 use crate::state::{AppState, Placement};
 use crate::{server, systemd, watcher};
 
+/// How long start-up waits for the chat relay's subscription before announcing READY=1.
+const RELAY_PATIENCE: Duration = Duration::from_secs(2);
+
 enum Ending {
     Exit,
     Reexec,
@@ -87,6 +90,11 @@ async fn serve_until_signal(
         chat = if app.chat.is_relayed() { "relayed through redis" } else { "process-local" },
         "serving ({what})"
     );
+    // Bounded: with Redis away the process still serves (todos, error frames) and the relay keeps
+    // trying in the background.
+    if !app.chat.wait_relay(RELAY_PATIENCE).await {
+        tracing::warn!(patience = ?RELAY_PATIENCE, "chat relay not subscribed yet (Redis away?); ready anyway");
+    }
     systemd::ready(&format!("serving {} ({what})", placement.local_addr));
     // A cluster worker is replaced by its primary, which does the watching.
     if let (None, Some(path)) = (placement.worker, app.config.watched(exe)) {

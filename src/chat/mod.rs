@@ -50,6 +50,15 @@ impl Hub {
         }
     }
 
+    /// Waits (at most `patience`) for the relay's first subscription, so a process announces itself
+    /// ready only once its rooms reach the other processes; true without a relay.
+    pub async fn wait_relay(&self, patience: std::time::Duration) -> bool {
+        match &self.relay {
+            Some(relay) => relay.wait_subscribed(patience).await,
+            None => true,
+        }
+    }
+
     pub fn is_relayed(&self) -> bool {
         self.relay.is_some()
     }

@@ -4,12 +4,12 @@
 //! serves every room. The subscriber reconnects with backoff after Redis goes away; while it is
 //! away, sending fails, and the sender gets an error frame rather than silence.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use rand::Rng;
+use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::rooms::Rooms;
@@ -23,19 +23,25 @@ pub struct Relay {
     link: Arc<RedisLink>,
     /// Whether the subscription is live: a message published while it is not would miss this
     /// process's own clients.
-    subscribed: Arc<AtomicBool>,
+    subscribed: watch::Receiver<bool>,
 }
 
 impl Relay {
     pub fn start(link: Arc<RedisLink>, rooms: Arc<Rooms>) -> Relay {
-        let subscribed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(subscribe_forever(link.clone(), rooms, subscribed.clone()));
+        let (live, subscribed) = watch::channel(false);
+        tokio::spawn(subscribe_forever(link.clone(), rooms, live));
         Relay { link, subscribed }
+    }
+
+    /// Waits until the subscription is live, for at most `patience`; whether it is.
+    pub async fn wait_subscribed(&self, patience: Duration) -> bool {
+        let mut subscribed = self.subscribed.clone();
+        tokio::time::timeout(patience, subscribed.wait_for(|live| *live)).await.is_ok_and(|r| r.is_ok())
     }
 
     pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
         const AWAY: &str = "chat relay (Redis) is unreachable; message not delivered, try again shortly";
-        if !self.subscribed.load(Ordering::Acquire) {
+        if !*self.subscribed.borrow() {
             return Err(AWAY.into());
         }
         let mut connection = self.link.connection().await.map_err(|error| {
@@ -54,12 +60,12 @@ impl Relay {
     }
 }
 
-async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: Arc<AtomicBool>) {
+async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: watch::Sender<bool>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         match subscribe(&link).await {
             Ok(pubsub) => {
-                subscribed.store(true, Ordering::Release);
+                subscribed.send_replace(true);
                 tracing::info!(redis = %link.describe(), "chat relay subscribed");
                 backoff = FIRST_BACKOFF;
                 let mut messages = pubsub.into_on_message();
@@ -72,7 +78,7 @@ async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: 
                         Err(error) => tracing::warn!(%error, "chat relay: a payload that is not text"),
                     }
                 }
-                subscribed.store(false, Ordering::Release);
+                subscribed.send_replace(false);
                 tracing::warn!("chat relay lost its Redis subscription; reconnecting");
             }
             Err(error) => tracing::warn!(%error, retry_in = ?backoff, "chat relay cannot subscribe"),

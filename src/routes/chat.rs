@@ -78,12 +78,14 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<Incoming>) -> Response {
     response
 }
 
-/// Small buffers (an idle socket costs little memory); a frame above four times the message limit
-/// is not even read (the socket closes with 1009), one above the limit gets an error frame.
+/// Small buffers, since most sockets are idle most of the time: a 1 KiB read buffer (a bigger frame
+/// grows it as needed) measured 3 KiB less per idle socket than 4 KiB, and writes go straight out.
+/// A frame above four times the message limit is not even read (the socket closes with 1009); one
+/// above the limit gets an error frame.
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     let hard_limit = max_message_bytes * 4;
     WebSocketConfig::default()
-        .read_buffer_size(4096)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(hard_limit))
