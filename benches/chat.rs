@@ -48,13 +48,40 @@ async fn connect(addr: SocketAddr, room: &str, name: &str) -> Socket {
     socket
 }
 
-async fn connect_many(addr: SocketAddr, count: usize, room: &str) -> Vec<Socket> {
-    let mut sockets = Vec::with_capacity(count);
+/// Connects `count` clients, 50 at a time, handing each to `started` at once so that it reads
+/// from the start, as a browser does (a client that does not read gets disconnected, by design).
+async fn connect_many(addr: SocketAddr, count: usize, room: &str, mut started: impl FnMut(Socket)) {
     for batch in (0..count).collect::<Vec<_>>().chunks(50) {
         let connecting = batch.iter().map(|i| async move { connect(addr, room, &format!("c{i}")).await });
-        sockets.extend(futures_util::future::join_all(connecting).await);
+        for socket in futures_util::future::join_all(connecting).await {
+            started(socket);
+        }
     }
-    sockets
+}
+
+/// Reads until MESSAGES bench messages arrived (or the socket ends, or 60 s), recording each delay.
+async fn receive(socket: Socket, base: Instant, latencies: Arc<Mutex<Vec<Duration>>>) -> usize {
+    let (_sink, mut stream) = socket.split();
+    let mut seen = 0;
+    let deadline = tokio::time::sleep(Duration::from_secs(60));
+    tokio::pin!(deadline);
+    while seen < MESSAGES {
+        let frame = tokio::select! {
+            frame = stream.next() => frame,
+            _ = &mut deadline => break,
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            Some(Ok(_)) => continue,
+        };
+        let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let Some(sent) = frame["text"].as_str().and_then(|t| t.strip_prefix("sent-at ")) else { continue };
+        let sent = Duration::from_nanos(sent.parse().unwrap());
+        latencies.lock().unwrap().push(base.elapsed().saturating_sub(sent));
+        seen += 1;
+    }
+    seen
 }
 
 async fn delivery() {
@@ -68,37 +95,17 @@ async fn delivery() {
     let nginx = Nginx::start(&apps.iter().map(|a| a.addr).collect::<Vec<_>>());
 
     let base = Instant::now();
-    let sockets = connect_many(nginx.addr, CLIENTS, "bench").await;
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(CLIENTS * MESSAGES)));
     let mut readers = Vec::new();
-    for socket in sockets {
-        let latencies = latencies.clone();
-        readers.push(tokio::spawn(async move {
-            let (_sink, mut stream) = socket.split();
-            let mut seen = 0;
-            let deadline = tokio::time::sleep(Duration::from_secs(60));
-            tokio::pin!(deadline);
-            while seen < MESSAGES {
-                let frame = tokio::select! {
-                    frame = stream.next() => frame,
-                    _ = &mut deadline => break,
-                };
-                let Some(Ok(Message::Text(text))) = frame else {
-                    if matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
-                        break;
-                    }
-                    continue;
-                };
-                let frame: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let Some(sent) = frame["text"].as_str().and_then(|t| t.strip_prefix("sent-at ")) else {
-                    continue;
-                };
-                let sent = Duration::from_nanos(sent.parse().unwrap());
-                latencies.lock().unwrap().push(base.elapsed().saturating_sub(sent));
-                seen += 1;
-            }
-            seen
-        }));
+    let mut start_reader = |socket| readers.push(tokio::spawn(receive(socket, base, latencies.clone())));
+    // BENCH_DIRECT=1: the same clients spread straight over the instances, to see nginx's share.
+    let direct = std::env::var_os("BENCH_DIRECT").is_some();
+    if direct {
+        for app in &apps {
+            connect_many(app.addr, CLIENTS / INSTANCES, "bench", &mut start_reader).await;
+        }
+    } else {
+        connect_many(nginx.addr, CLIENTS, "bench", &mut start_reader).await;
     }
     // Let the join notices of 1,000 clients settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -118,8 +125,9 @@ async fn delivery() {
     all.sort();
     let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)].as_secs_f64() * 1e3;
     println!(
-        "chat: {CLIENTS} clients through nginx over {INSTANCES} instances + Redis, {MESSAGES} messages: \
+        "chat: {CLIENTS} clients {} over {INSTANCES} instances + Redis, {MESSAGES} messages: \
          {} deliveries of {} expected ({complete} clients got all); delay p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        if direct { "straight to the instances" } else { "through nginx" },
         all.len(),
         CLIENTS * MESSAGES,
         at(0.5),
@@ -136,13 +144,13 @@ async fn idle_memory() {
     let app = start(&[], &data);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(app.pid());
-    let sockets = connect_many(app.addr, CLIENTS, "idle").await;
-    // Drain the join notices so the server's queues are empty, as on an idle socket.
+    // Each client reads (and so drains the join notices), as an idle browser tab does.
     let mut idle = Vec::new();
-    for socket in sockets {
+    connect_many(app.addr, CLIENTS, "idle", |socket| {
         let (sink, mut stream) = socket.split();
         idle.push((sink, tokio::spawn(async move { while stream.next().await.is_some() {} })));
-    }
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = rss_kib(app.pid());
     println!(

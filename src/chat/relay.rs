@@ -77,6 +77,10 @@ async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: 
                         Ok(frame) => rooms.deliver(room, Utf8Bytes::from(frame)),
                         Err(error) => tracing::warn!(%error, "chat relay: a payload that is not text"),
                     }
+                    // Let the sockets write what was just queued before the next message: in a
+                    // burst (everyone reconnecting after a drain) the relay would otherwise fill
+                    // every queue before any socket ran, and disconnect healthy clients as slow.
+                    tokio::task::yield_now().await;
                 }
                 subscribed.send_replace(false);
                 tracing::warn!("chat relay lost its Redis subscription; reconnecting");
