@@ -109,12 +109,15 @@ async fn delivery() {
     }
     // Let the join notices of 1,000 clients settle before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut sender = connect(apps[0].addr, "bench", "sender").await;
+    // The sender reads what the room sends it too, as a browser would.
+    let (mut sender, mut echoes) = connect(apps[0].addr, "bench", "sender").await.split();
+    let drain = tokio::spawn(async move { while echoes.next().await.is_some() {} });
     for _ in 0..MESSAGES {
         let text = format!("sent-at {}", base.elapsed().as_nanos());
         sender.send(Message::text(serde_json::json!({ "text": text }).to_string())).await.unwrap();
         tokio::time::sleep(MESSAGE_GAP).await;
     }
+    drain.abort();
     let mut complete = 0;
     for reader in readers {
         if reader.await.unwrap() == MESSAGES {
