@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{client_async, WebSocketStream};
+use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 use support::nginx::Nginx;
 use support::redis::Redis;
@@ -44,7 +45,11 @@ fn start(args: &[&str], data: &TempDir) -> App {
 async fn connect(addr: SocketAddr, room: &str, name: &str) -> Socket {
     let stream = TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
-    let (socket, _) = client_async(format!("ws://{addr}/ws?room={room}&name={name}"), stream).await.unwrap();
+    // tungstenite zeroes its whole read buffer (128 KiB by default) on every read: with 1,000
+    // clients that memset was most of this bench's CPU, and the bench measured itself.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let url = format!("ws://{addr}/ws?room={room}&name={name}");
+    let (socket, _) = client_async_with_config(url, stream, Some(config)).await.unwrap();
     socket
 }
 
