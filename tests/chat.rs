@@ -247,3 +247,20 @@ fn an_app_started_while_redis_is_down_serves_and_joins_it_later() {
     });
     eventually("todos work once Redis is up", || app.get("/healthz").status == 200);
 }
+
+#[test]
+fn chat_sockets_and_messages_are_counted_in_metrics() {
+    let (app, _data) = app(&[]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    alice.say("counted");
+    alice.expect("the message back", is_message("counted"));
+    let metrics = app.get("/metrics").body;
+    assert!(metrics.contains("app_chat_connections_open 1\n"), "{metrics}");
+    assert!(metrics.contains("app_chat_connections_total 1\n"), "{metrics}");
+    assert!(metrics.contains("app_chat_messages_total 1\n"), "{metrics}");
+    assert!(metrics.contains(r#"route="/v1/todos""#) || metrics.contains(r#"route="/ws""#), "{metrics}");
+    drop(alice);
+    eventually("the gauge goes down when the socket closes", || {
+        app.get("/metrics").body.contains("app_chat_connections_open 0\n")
+    });
+}

@@ -41,6 +41,8 @@ pub async fn serve<S>(
 {
     let hub = &app.chat;
     let limits = hub.limits;
+    // Counted in /metrics (app_chat_connections_*) for as long as the socket lives.
+    let _counted = app.metrics.chat_connected();
     let mut membership = hub.join(&room);
     let (mut sink, mut stream) = ws.split();
     // Frames for this client that are not room traffic (errors, pings): small, and dropped when full.
@@ -89,7 +91,10 @@ pub async fn serve<S>(
                 continue;
             }
             let sent = match frames::parse(&text, limits.max_message_bytes) {
-                Ok(sent) => hub.send(&room, frames::message(&room, &name, &sent)).await,
+                Ok(sent) => {
+                    app.metrics.chat_message();
+                    hub.send(&room, frames::message(&room, &name, &sent)).await
+                }
                 Err(refusal) => Err(refusal),
             };
             if let Err(problem) = sent {
