@@ -72,8 +72,12 @@ fn systemd_socket_activate_starts_it() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
+    // The todo store in a directory of the test's, as StateDirectory= would give (not ./data).
+    let state = TempDir::new();
     let mut activator = std::process::Command::new("systemd-socket-activate")
-        .args(["-l", &format!("127.0.0.1:{port}"), BIN])
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        .arg(format!("--setenv=STATE_DIRECTORY={}", state.0.display()))
+        .arg(BIN)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("systemd-socket-activate (Debian package systemd) is installed by the test command");
