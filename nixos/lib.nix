@@ -76,8 +76,10 @@ rec {
     extraArgs = [ ];
     trustedProxies = null;
     redisUrl = null;
+    todosStore = "sqlite";
     redis = {
-      enable = false;
+      # null: automatic (localRedis below).
+      enable = null;
       port = 6379;
     };
     nginx = {
@@ -122,6 +124,7 @@ rec {
 
   balancingMethods = [ "round-robin" "least_conn" "ip_hash" ];
   modes = [ "fork" "cluster" ];
+  todosStores = [ "sqlite" "redis" ];
 
   # Fill in every default; idempotent.
   normalize = cfg:
@@ -160,12 +163,30 @@ rec {
       extraArgs = c.extraArgs ++ i.extraArgs;
     };
 
-  # The redis URL the instances get (null: none).
+  # ---- shared state -------------------------------------------------------------------------------
+  # More than one process on this host serves chat clients: several instances, or a cluster
+  # (each worker is a process). Chat rooms then need Redis pub/sub to reach every client.
+  multiProcess = cfg:
+    let names = instanceNames cfg;
+    in length names > 1 || builtins.any (n: (resolveInstance cfg n).mode == "cluster") names;
+
+  # Whether this host runs its own Redis (services.redis.servers.app). redis.enable = null (the
+  # default) decides by need: no services.app.redisUrl elsewhere, and either the todos live in
+  # Redis or chat has more than one process to reach. true/false force it.
+  localRedis = cfg:
+    let c = normalize cfg;
+    in
+    if c.redis.enable != null then c.redis.enable
+    else c.enable && c.redisUrl == null && (c.todosStore == "redis" || multiProcess cfg);
+
+  # The redis URL the instances get (null: none). The local Redis is reached over TCP on
+  # loopback: its unix socket is in /run/redis-app (mode 0750, group redis-app), which the
+  # instances' DynamicUser with PrivateUsers= cannot enter.
   redisUrl = cfg:
     let c = normalize cfg;
     in
     if c.redisUrl != null then c.redisUrl
-    else if c.redis.enable then "redis://127.0.0.1:${toString c.redis.port}"
+    else if localRedis cfg then "redis://127.0.0.1:${toString c.redis.port}"
     else null;
 
   # Proxies whose X-Forwarded-For the app believes: the local nginx by default.
@@ -184,6 +205,10 @@ rec {
     workers = "services.app.instances.<port>.workers or services.app.defaults.workers";
     threads = "services.app.instances.<port>.threads or services.app.defaults.threads";
     redis-url = "services.app.redisUrl (or services.app.redis.enable)";
+    todos-store = "services.app.todosStore";
+    # Every instance must open the same SQLite file: the unit's StateDirectory=app
+    # ($STATE_DIRECTORY, /var/lib/app), the only directory it may write to.
+    data-dir = "the unit's StateDirectory=app (/var/lib/app, shared by every instance; the only place the unit may write)";
     trusted-proxies = "services.app.trustedProxies";
   };
 
@@ -212,6 +237,7 @@ rec {
     // optionalAttrs (i.threads != null) { APP_THREADS = toString i.threads; }
     // optionalAttrs (proxies != [ ]) { APP_TRUSTED_PROXIES = concatStringsSep "," proxies; }
     // optionalAttrs (url != null) { APP_REDIS_URL = url; }
+    // { APP_TODOS_STORE = (normalize cfg).todosStore; }
     // settingsToEnv i.settings
     // i.environment;
 
@@ -274,7 +300,7 @@ rec {
       svc = n:
         let
           i = resolveInstance cfg n;
-          redisUnit = optional c.redis.enable "redis-app.service";
+          redisUnit = optional (localRedis cfg) "redis-app.service";
         in
         {
           overrideStrategy = "asDropin";
@@ -445,12 +471,27 @@ rec {
       optional c.nginx.enable (if c.nginx.port != null then c.nginx.port else 80)
       ++ (if loopback then [ ] else map fromDecimal (filter isPortName (instanceNames cfg)));
 
-  # services.redis.servers.app
-  redisServer = cfg: {
-    enable = true;
-    inherit ((normalize cfg).redis) port;
-    bind = "127.0.0.1";
-  };
+  # services.redis.servers.app. With the todos in it, every write is fsynced before Redis
+  # answers (appendfsync always), so a 201 means durable as with SQLite; chat alone (pub/sub)
+  # keeps nothing and needs no persistence settings.
+  redisServer = cfg:
+    let c = normalize cfg;
+    in
+    {
+      enable = true;
+      inherit (c.redis) port;
+      bind = "127.0.0.1";
+    } // optionalAttrs (c.todosStore == "redis") {
+      appendOnly = true;
+      appendFsync = "always";
+    };
+
+  # Warnings (not errors): a configuration that works, but not as one may expect.
+  warnings = cfg:
+    let c = normalize cfg;
+    in
+    optional (c.enable && redisUrl cfg == null && multiProcess cfg)
+      "services.app: chat rooms stay inside one process (instances ${showList (instanceNames cfg)}${if builtins.any (n: (resolveInstance cfg n).mode == "cluster") (instanceNames cfg) then ", cluster workers" else ""}), because services.app.redis.enable is false and services.app.redisUrl is null: a message reaches only the clients of the process it was sent to. Set services.app.redis.enable = null; (a local Redis), or services.app.redisUrl.";
 
   # ---- assertions -------------------------------------------------------------------------------
   # `nginxPorts`: the ports nginx listens on (nginxListenPorts of the evaluated services.nginx).
@@ -474,10 +515,13 @@ rec {
           (check (i.threads == null || i.threads >= 1) "${inst n}.threads is ${toString i.threads}: set it to 1 or more, or to null for the binary's default.")
           (check (elem i.mode modes) "${inst n}.mode is ${show i.mode}: use \"fork\" or \"cluster\".")
           (check (!(elem (fromDecimalOr n) nginxPorts)) "${inst n}: port ${n} is also a port nginx listens on (services.nginx virtual hosts). Give the instance another port, or move nginx with services.app.nginx.port.")
-          (check (!(c.redis.enable && fromDecimalOr n == c.redis.port)) "${inst n}: port ${n} is also services.app.redis.port. Give one of them another port.")
+          (check (!(localRedis cfg && fromDecimalOr n == c.redis.port)) "${inst n}: port ${n} is also services.app.redis.port. Give one of them another port.")
         ]
         ++ map
-          (k: check (!(i.settings ? ${k})) "${inst n}: the setting ${show k} is set through ${reservedSettings.${k}}, not through settings. Remove it from services.app.settings / ${inst n}.settings.")
+          (k: check ((i.settings.${k} or null) == null) "${inst n}: the setting ${show k} is set through ${reservedSettings.${k}}, not through settings. Remove it from services.app.settings / ${inst n}.settings.")
+          (attrNames reservedSettings)
+        ++ map
+          (k: check (!(i.environment ? ${settingEnvName k})) "${inst n}: the environment variable ${settingEnvName k} is set through ${reservedSettings.${k}}, not through environment. Remove it from services.app.environment / ${inst n}.environment.")
           (attrNames reservedSettings)
         ++ map
           (k: check (match "[A-Za-z_][A-Za-z0-9_]*" k != null) "${inst n}: environment variable name ${show k} is not valid; use letters, digits and _.")
@@ -501,7 +545,9 @@ rec {
           (check (count r.upstream upstreamNames == 1) "${route p}: its upstream name ${r.upstream} is also the name of another route's upstream (paths that differ only in punctuation). Change one of the paths.")
         ];
     in
-    optional (c.enable && c.nginx.enable) (check (c.nginx.routes != { }) "services.app.nginx.enable is set but services.app.nginx.routes is empty. Add a route, for example services.app.nginx.routes.\"/\".instances = [ 8080 ];")
+    optional c.enable (check (elem c.todosStore todosStores) "services.app.todosStore is ${show c.todosStore}: use \"sqlite\" (one host) or \"redis\" (every host).")
+    ++ optional (c.enable && c.todosStore == "redis") (check (redisUrl cfg != null) "services.app.todosStore = \"redis\" needs a Redis, and services.app.redis.enable is false with services.app.redisUrl null. Set services.app.redisUrl = \"redis://HOST:6379\"; (the Redis every host shares), or services.app.redis.enable = true; (a local one, for a single host).")
+    ++ optional (c.enable && c.nginx.enable) (check (c.nginx.routes != { }) "services.app.nginx.enable is set but services.app.nginx.routes is empty. Add a route, for example services.app.nginx.routes.\"/\".instances = [ 8080 ];")
     ++ concatMap perInstance names
     ++ (if c.nginx.enable then concatMap perRoute (routePaths cfg) else [ ])
     ++ optional (c.nginx.enable && c.nginx.port != null) (check (!(elem c.nginx.port (map fromDecimalOr portNames))) "services.app.nginx.port ${toString c.nginx.port} is also an instance's port. Choose another port for nginx or for the instance.");

@@ -210,11 +210,32 @@ in
       type = types.nullOr types.str;
       default = d.redisUrl;
       example = "redis://10.0.0.5:6379";
-      description = "Redis shared by the instances (chat fan-out, shared todos); null: the local one if services.app.redis.enable.";
+      description = "Redis shared by the instances and hosts (chat fan-out, todos with todosStore = \"redis\"); null: the local one when `redis.enable` (or its automatic default) says so.";
+    };
+
+    todosStore = mkOption {
+      type = types.enum app.todosStores;
+      default = d.todosStore;
+      description = ''
+        Where the todos live (APP_TODOS_STORE). `sqlite`: one file in the state directory
+        /var/lib/app, shared by every instance on this host. `redis`: the Redis of `redisUrl`
+        (or the local one), shared by every host; the local Redis then fsyncs each write.
+      '';
     };
 
     redis = {
-      enable = mkEnableOption "a local Redis (services.redis.servers.app) for the instances";
+      enable = mkOption {
+        type = types.nullOr types.bool;
+        default = d.redis.enable;
+        example = true;
+        description = ''
+          Run a local Redis (services.redis.servers.app on 127.0.0.1:`port`) and point the
+          instances at it. null (the default): only when needed and `redisUrl` is null, that is
+          when `todosStore` is `redis`, or when chat has more than one process on this host (two or
+          more instances, or a cluster-mode instance), since chat rooms reach other processes only
+          through Redis. true or false force it.
+        '';
+      };
       port = mkOption {
         type = types.port;
         default = d.redis.port;
@@ -292,6 +313,7 @@ in
   config = mkIf cfg.enable (mkMerge [
     {
       assertions = app.assertions cfg { nginxPorts = app.nginxListenPorts config.services.nginx; };
+      warnings = app.warnings cfg;
 
       # The packaged units (lib/systemd/system) and drop-ins for their instances.
       systemd.packages = [ cfg.package ];
@@ -312,7 +334,7 @@ in
       };
     })
 
-    (mkIf cfg.redis.enable {
+    (mkIf (app.localRedis cfg) {
       services.redis.servers.app = app.redisServer cfg;
     })
   ]);

@@ -23,6 +23,8 @@ let
     inherit lib;
     callPackage = _: _: fakeApp;
     writeShellScript = name: _: fakePath name;
+    writeScript = name: _: fakePath name;
+    python3.withPackages = _: fakePath "python3-with-packages";
     curl = fakePath "curl";
     coreutils = fakePath "coreutils";
     testers.runNixOSTest = test: test;
@@ -154,6 +156,8 @@ let
             enable = mkOption { type = types.bool; default = false; };
             port = mkOption { type = types.port; default = 0; };
             bind = mkOption { type = types.nullOr types.str; default = "127.0.0.1"; };
+            appendOnly = mkOption { type = types.bool; default = false; };
+            appendFsync = mkOption { type = types.str; default = "everysec"; };
           };
         });
         default = { };
@@ -268,8 +272,30 @@ let
 
   redis = evalConfig [{ services.app = { enable = true; redis.enable = true; instances."8082" = { }; }; }];
   redisOk = builtins.all (x: x) [
-    (expect "redis server" redis.services.redis.servers.app { enable = true; port = 6379; bind = "127.0.0.1"; })
+    (expect "redis server" redis.services.redis.servers.app { enable = true; port = 6379; bind = "127.0.0.1"; appendOnly = false; appendFsync = "everysec"; })
     (expect "redis url" (builtins.match ".*APP_REDIS_URL=\"redis://127.0.0.1:6379\".*" redis.environment.etc."app/8082.env".text) [ ])
+  ];
+
+  # redis.enable = null (the default): a local Redis when chat has several processes, or the
+  # todos are in Redis; none for one fork instance, and none when redisUrl points elsewhere.
+  autoRedis = instances: extra: (evalConfig [{ services.app = { enable = true; inherit instances; } // extra; }]);
+  twoInstances = autoRedis { "8082" = { }; "8085" = { }; } { };
+  oneInstance = autoRedis { "8082" = { }; } { };
+  todosInRedis = autoRedis { "8082" = { }; } { todosStore = "redis"; };
+  remoteRedis = autoRedis { "8082" = { }; "8085" = { }; } { redisUrl = "redis://10.0.0.5:6379"; todosStore = "redis"; };
+  forcedOff = autoRedis { "8082" = { }; "8085" = { }; } { redis.enable = false; };
+  noRedisAtAll = autoRedis { "8082" = { }; } { todosStore = "redis"; redis.enable = false; };
+  autoRedisOk = builtins.all (x: x) [
+    (expect "two instances: local redis" (twoInstances.services.redis.servers.app.enable or false) true)
+    (expect "two instances: ordered after it" (map (n: twoInstances.systemd.services.${n}.after) [ "app@8082" "app@8085" ]) [ [ "redis-app.service" ] [ "redis-app.service" ] ])
+    (expect "two instances: wanting it" twoInstances.systemd.services."app@8085".wants [ "redis-app.service" ])
+    (expect "one fork instance: no redis" [ oneInstance.services.redis.servers oneInstance.systemd.services."app@8082".after ] [{ } [ ]])
+    (expect "todos in redis: fsynced local redis" todosInRedis.services.redis.servers.app { enable = true; port = 6379; bind = "127.0.0.1"; appendOnly = true; appendFsync = "always"; })
+    (expect "todos in redis: env" (builtins.match ".*APP_TODOS_STORE=\"redis\".*" todosInRedis.environment.etc."app/8082.env".text) [ ])
+    (expect "remote redis: none local" [ remoteRedis.services.redis.servers (failed remoteRedis) ] [{ } [ ]])
+    (expect "remote redis: url" (builtins.match ".*APP_REDIS_URL=\"redis://10.0.0.5:6379\".*" remoteRedis.environment.etc."app/8085.env".text) [ ])
+    (expect "forced off: a warning, no redis" [ forcedOff.services.redis.servers (builtins.length forcedOff.warnings) ] [{ } 1])
+    (expect "todos in redis without one: the assertion" (map (m: builtins.head (builtins.split "," m)) (failed noRedisAtAll)) [ ''services.app.todosStore = "redis" needs a Redis'' ])
   ];
 
   disabled = evalConfig [{ services.app.instances."8082" = { }; }];
@@ -323,7 +349,7 @@ let
     (expect "module is a function" (builtins.isFunction flake.nixosModules.default) true)
   ];
 in
-assert defaultsMatchLib && layoutBMatchesLib && seedMistakeFails && redisOk && disabledOk && flakeOk;
+assert defaultsMatchLib && layoutBMatchesLib && seedMistakeFails && redisOk && autoRedisOk && disabledOk && flakeOk;
 {
   module = {
     minimal = summary minimal;
