@@ -106,6 +106,11 @@ else
     fail "VM test scripts"
 fi
 rm -rf "$scripts"
+# Helper programs the VM tests install (nixos/tests/*.py, e.g. the chat clients).
+mapfile -t VM_PY < <(find nixos/tests -name '*.py' | sort)
+if [ ${#VM_PY[@]} -gt 0 ]; then
+    "${PYFLAKES[@]}" "${VM_PY[@]}" && echo "ok ${VM_PY[*]}" || fail "pyflakes ${VM_PY[*]}"
+fi
 
 # ---- optional: the module against the nixpkgs library --------------------------------------------
 if [ -n "${APP_NIXPKGS_LIB:-}" ]; then

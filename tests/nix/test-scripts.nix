@@ -11,6 +11,8 @@ let
   pkgs = {
     testers.runNixOSTest = test: test;
     writeShellScript = name: _: fakePath name;
+    writeScript = name: _: fakePath name;
+    python3.withPackages = _: fakePath "python3-with-packages";
     curl = fakePath "curl";
     coreutils = fakePath "coreutils";
   };

@@ -1,0 +1,91 @@
+# Shared state across instances on one host: two instances (8082, 8085), the local Redis the
+# module starts by itself (two instances: chat needs it; redis.enable is left at its default),
+# and nginx. Proves: both instances get APP_REDIS_URL and are ordered after redis-app.service;
+# a chat message sent to 8082 reaches a client on 8085 and one connected through nginx (and each
+# of theirs the others); a todo written through 8082 is read through 8085 (one SQLite file in
+# the shared state directory), and is still there after both restart.
+{ pkgs, self }:
+let
+  python = pkgs.python3.withPackages (p: [ p.websockets ]);
+  # nixos/tests/chat-client.py: the WebSocket clients, bounded by their own --timeout.
+  chatClient = pkgs.writeScript "chat-client" ("#!${python}/bin/python3\n" + builtins.readFile ./chat-client.py);
+in
+pkgs.testers.runNixOSTest {
+  name = "app-chat-across-instances";
+
+  nodes.machine = { ... }: {
+    imports = [ self.nixosModules.default ];
+    services.app = {
+      enable = true;
+      instances = {
+        "8082" = { };
+        "8085" = { };
+      };
+      nginx = {
+        enable = true;
+        routes."/".instances = [ 8082 8085 ];
+      };
+    };
+  };
+
+  testScript = ''
+    import json
+
+    ports = [8082, 8085]
+
+    machine.wait_for_unit("multi-user.target")
+    machine.wait_for_unit("redis-app.service")
+    machine.wait_for_unit("nginx.service")
+
+    with subtest("the module runs a local Redis and gives every instance its address"):
+        machine.succeed("redis-cli -p 6379 ping | grep -qx PONG")
+        machine.fail("ss -Htln 'sport = :6379' | grep -v '127.0.0.1:6379'")
+        for port in ports:
+            machine.succeed(f"grep -qx 'APP_REDIS_URL=\"redis://127.0.0.1:6379\"' /etc/app/{port}.env")
+            machine.succeed(f"grep -qx 'APP_TODOS_STORE=\"sqlite\"' /etc/app/{port}.env")
+            for prop in ["After", "Wants"]:
+                deps = machine.succeed(f"systemctl show -P {prop} app@{port}.service")
+                assert "redis-app.service" in deps.split(), f"app@{port}: {prop}={deps}"
+
+    with subtest("both instances start (READY=1 once subscribed) and subscribe to the chat channels"):
+        # Type=notify: systemctl start returns after READY=1, which waits for the subscription.
+        machine.succeed("systemctl start app@8082.service app@8085.service", timeout=60)
+        machine.wait_until_succeeds(
+            "test $(redis-cli -p 6379 client list | grep -c ' psub=1 ') -eq 2", timeout=30
+        )
+
+    with subtest("a chat message crosses instances: 8082, 8085 and nginx, each to the others"):
+        out = machine.succeed(
+            "timeout 90 ${chatClient} --timeout 60 lobby"
+            + " alice=ws://127.0.0.1:8082/ws"
+            + " bob=ws://127.0.0.1:8085/ws"
+            + " carol=ws://127.0.0.1/ws",
+            timeout=120,
+        )
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert lines[-1].get("result") == "ok", out
+        checks = {(c["sender"], c["receiver"]) for c in lines if c.get("check") == "message"}
+        assert ("alice", "bob") in checks and ("bob", "alice") in checks, checks
+        assert len(checks) == 9, checks
+
+    with subtest("a todo written through 8082 is read through 8085"):
+        body = json.dumps({"title": "written on 8082"})
+        created = json.loads(machine.succeed(
+            "curl -sf -X POST -H 'Content-Type: application/json'"
+            + f" -d '{body}' http://127.0.0.1:8082/v1/todos"
+        ))
+        todo_id = created["id"]
+        got = json.loads(machine.succeed(f"curl -sf http://127.0.0.1:8085/v1/todos/{todo_id}"))
+        assert got["title"] == "written on 8082", got
+        listed = json.loads(machine.succeed("curl -sf 'http://127.0.0.1:8085/v1/todos?limit=100'"))
+        assert todo_id in [t["id"] for t in listed["items"]], listed
+        # One file for both: the unit's StateDirectory=app, shared by the instances' one user.
+        machine.succeed("test -s /var/lib/app/todos.sqlite3")
+
+    with subtest("the todo survives a restart of both instances, read through nginx"):
+        machine.succeed("systemctl restart app@8082.service app@8085.service", timeout=60)
+        for _ in range(4):
+            got = json.loads(machine.succeed(f"curl -sf http://127.0.0.1/v1/todos/{todo_id}"))
+            assert got["title"] == "written on 8082", got
+  '';
+}
