@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Bounded HTTP GET load for the system tests (standard library only).
+"""Bounded HTTP load for the system tests (standard library only).
 
-Each of --concurrency threads keeps one keep-alive connection and sends GETs, cycling over the
---path values, until --duration seconds have passed, --max-requests were sent in all, or the
---stop-file exists. Every request ends as exactly one of: ok (2xx), non-2xx (the status is
-counted) or error (connect/reset/timeout: the message is counted, then the thread reconnects).
+Each of --concurrency threads keeps one keep-alive connection and sends GETs (or, with
+--post-json BODY, POSTs of that JSON body), cycling over the --path values, until --duration
+seconds have passed, --max-requests were sent in all, or the --stop-file exists; with --rate R,
+at most R requests a second in all. Every request ends as exactly one of: ok (2xx), non-2xx
+(the status is counted) or error (connect/reset/timeout: the message is counted, then the thread
+reconnects).
 Prints one JSON object: sent, ok, non2xx, errors, statuses, error_kinds, seconds, and with
 --tally-json FIELD the count of each value of that field in the JSON bodies of 2xx answers.
 """
@@ -28,7 +30,11 @@ def main():
     ap.add_argument("--timeout", type=float, default=15.0)
     ap.add_argument("--stop-file")
     ap.add_argument("--tally-json")
+    ap.add_argument("--post-json", help="POST this JSON body instead of GETs")
+    ap.add_argument("--rate", type=float, help="at most this many requests a second in all")
     a = ap.parse_args()
+    method, body_out = ("POST", a.post_json.encode()) if a.post_json else ("GET", None)
+    headers = {"Content-Type": "application/json"} if a.post_json else {}
 
     lock = threading.Lock()
     stats = Counter()
@@ -41,7 +47,9 @@ def main():
             if stats["sent"] >= a.max_requests:
                 return False
             stats["sent"] += 1
-            return True
+            due = start + stats["sent"] / a.rate if a.rate else 0
+        time.sleep(max(0.0, due - time.monotonic()))
+        return True
 
     def done():
         return time.monotonic() >= deadline or (a.stop_file and os.path.exists(a.stop_file))
@@ -55,7 +63,7 @@ def main():
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection(a.host, a.port, timeout=a.timeout)
-                conn.request("GET", path)
+                conn.request(method, path, body=body_out, headers=headers)
                 resp = conn.getresponse()
                 body = resp.read()
                 if resp.will_close:

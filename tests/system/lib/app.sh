@@ -120,3 +120,48 @@ no_failures() {
     ct_exec "$1" tail -n 10 /var/log/nginx/error.log >&2 || true
     fail "$FAILED of $SENT requests $2 failed"
 }
+
+# backend_prepare NAME ADDR PROXY_ADDR PORT...: a backend host behind a balancer on another host
+# (ct_prepare with layout b and no nginx of its own): the drop-ins docs/operations.md describes
+# make its sockets listen on ADDR and trust PROXY_ADDR for X-Forwarded-For. Boot it with
+# ct_boot NAME NETNS.
+backend_prepare() {
+    local name=$1 addr=$2 proxy=$3 root
+    shift 3
+    ct_prepare "$name" layout-b "$@"
+    root=$(ct_path "$name")
+    mkdir -p "$root/etc/systemd/system/app@.socket.d" "$root/etc/systemd/system/app@.service.d"
+    printf '[Socket]\nListenStream=\nListenStream=%s:%%i\n' "$addr" \
+        > "$root/etc/systemd/system/app@.socket.d/listen.conf"
+    printf '[Service]\nEnvironment=APP_TRUSTED_PROXIES=%s/32\n' "$proxy" \
+        > "$root/etc/systemd/system/app@.service.d/proxy.conf"
+    rm -f "$root/etc/systemd/system/multi-user.target.wants/nginx.service"
+}
+
+# balance_to CT ADDR...: the prepared balancer's nginx (layout b) sends each instance address
+# 127.0.0.1:PORT to the same port on every ADDR (max_fails=0 kept: a 503 from a busy instance
+# must not take it out of the rotation; a halted host refuses at once).
+balance_to() {
+    local ct=$1 f servers addr
+    shift
+    servers=
+    for addr in "$@"; do servers+="server $addr:\\1\\2; "; done
+    for f in nginx.conf app-site.conf; do
+        sed -i -E "s/server 127\.0\.0\.1:(808[0-5])(.*);/${servers% }/" "$(ct_path "$ct")/etc/nginx/$f"
+    done
+    grep -q "^ *server 127\\." "$(ct_path "$ct")/etc/nginx/nginx.conf" "$(ct_path "$ct")/etc/nginx/app-site.conf" &&
+        fail "a local address is left in the balancer's config"
+    return 0
+}
+
+# redis_enable CT ADDR...: the prepared container runs Debian's redis-server.service, listening
+# on ADDR... (addresses of its network namespace), with every write fsynced before its answer.
+redis_enable() {
+    local root
+    root=$(ct_path "$1")
+    shift
+    # Later lines override the packaged ones. No password: only the test's namespaces reach it.
+    printf 'bind %s\nprotected-mode no\nappendonly yes\nappendfsync always\n' "$*" >> "$root/etc/redis/redis.conf"
+    ln -sf /lib/systemd/system/redis-server.service \
+        "$root/etc/systemd/system/multi-user.target.wants/redis-server.service"
+}

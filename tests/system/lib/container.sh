@@ -27,8 +27,10 @@ ct_prepare() {
     install -m 0644 "$REPO/nginx/$layout.conf" "$root/etc/nginx/nginx.conf"
     install -m 0644 "$REPO/nginx/app-proxy.conf" "$REPO/nginx/app-site.conf" "$root/etc/nginx/"
     install -m 0755 "$APP_BIN" "$root/usr/local/bin/app"
-    # Nothing the tests need from these; they only slow the boot down.
-    rm -f "$root"/etc/systemd/system/timers.target.wants/*
+    # Nothing the tests need from these; they only slow the boot down. Redis runs only where a
+    # scenario enables it (redis_enable).
+    rm -f "$root"/etc/systemd/system/timers.target.wants/* \
+        "$root/etc/systemd/system/multi-user.target.wants/redis-server.service"
     : > "$root/etc/machine-id"
 }
 

@@ -10,27 +10,13 @@ PORTS=(8080 8082 8083 8084 8085)
 for b in b1 b2; do
     ns=$(netns_add "$b")
     netns_link "$lb" "${proxy[$b]}/24" "$ns" "${host[$b]}/24"
-    ct_prepare "$b" layout-b "${PORTS[@]}"
-    root=$(ct_path "$b")
-    # The drop-ins docs/operations.md describes: listen on the host's address, trust the proxy.
-    mkdir -p "$root/etc/systemd/system/app@.socket.d" "$root/etc/systemd/system/app@.service.d"
-    printf '[Socket]\nListenStream=\nListenStream=%s:%%i\n' "${host[$b]}" \
-        > "$root/etc/systemd/system/app@.socket.d/listen.conf"
-    printf '[Service]\nEnvironment=APP_TRUSTED_PROXIES=%s/32\n' "${proxy[$b]}" \
-        > "$root/etc/systemd/system/app@.service.d/proxy.conf"
-    rm -f "$root/etc/systemd/system/multi-user.target.wants/nginx.service"
+    backend_prepare "$b" "${host[$b]}" "${proxy[$b]}" "${PORTS[@]}"
     ct_boot "$b" "$ns"
 done
 
+# Each local instance address becomes the same port on both hosts.
 ct_prepare lb layout-b
-# Each local instance address becomes the same port on both hosts (max_fails=0 kept: a 503
-# from a busy instance must not take it out of the rotation; a halted host refuses at once).
-for f in nginx.conf app-site.conf; do
-    sed -i -E "s/server 127\.0\.0\.1:(808[0-5])(.*);/server ${host[b1]}:\1\2; server ${host[b2]}:\1\2;/" \
-        "$(ct_path lb)/etc/nginx/$f"
-done
-grep -q "^ *server 127\\." "$(ct_path lb)/etc/nginx/nginx.conf" "$(ct_path lb)/etc/nginx/app-site.conf" &&
-    fail "a local address is left in the balancer's config"
+balance_to lb "${host[b1]}" "${host[b2]}"
 ct_boot lb "$lb"
 ct_exec lb nginx -t -q || fail "the balancer's nginx config is invalid"
 
