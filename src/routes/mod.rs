@@ -70,16 +70,24 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
     }
 }
 
-/// The metrics label of a path: its route's, or `unmatched` (so unknown paths cannot add series).
-pub fn label(path: &str) -> RouteLabel {
-    route(path).map_or(RouteLabel::Unmatched, |(route, _)| route.label())
+/// Answers a request, with the label it is counted under in `/metrics`: its route's, or
+/// `unmatched` (so unknown paths cannot add series). The path is routed once, here.
+pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> (RouteLabel, Response) {
+    let routed = route(req.uri().path());
+    let label = routed.as_ref().map_or(RouteLabel::Unmatched, |(route, _)| route.label());
+    (label, answer(app, req, peer, routed).await)
 }
 
-pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> Response {
+async fn answer(
+    app: Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    routed: Option<(Route, &[Method])>,
+) -> Response {
     if let Some(too_large) = refuse_declared_body(&app, &req) {
         return too_large;
     }
-    let Some((route, methods)) = route(req.uri().path()) else {
+    let Some((route, methods)) = routed else {
         return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
     };
     if !methods.contains(req.method()) {

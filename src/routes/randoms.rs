@@ -59,13 +59,7 @@ impl Drop for CancelOnDrop {
 }
 
 fn parse_cant(query: Option<&str>, max: u64) -> Result<u64, String> {
-    let given = query
-        .unwrap_or("")
-        .split('&')
-        .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-        .find(|(key, _)| *key == "cant")
-        .map(|(_, value)| value);
-    let Some(text) = given else {
+    let Some(text) = super::query_param(query, "cant") else {
         return Ok(DEFAULT_CANT.min(max));
     };
     let cant: i128 =

@@ -382,15 +382,9 @@ pub struct LoadCount {
     pub failed: Vec<String>,
 }
 
-/// The child processes of `pid`, from /proc.
+/// The child processes of `pid`, as the server's own `app status` reads them from /proc.
 pub fn children(pid: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task")).into_iter().flatten().flatten() {
-        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        found.extend(list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
-    }
-    found.sort();
-    found
+    app::procfs::children(pid as u32).into_iter().map(|child| child as i32).collect()
 }
 
 pub fn alive(pid: i32) -> bool {
