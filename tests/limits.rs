@@ -65,3 +65,16 @@ fn keep_alive_can_be_turned_off() {
     assert_eq!(response.status, 200);
     assert_eq!(response.header("connection"), Some("close"));
 }
+
+#[test]
+fn a_socket_it_binds_itself_gets_the_backlog_asked_for() {
+    let app = App::bound(&["--backlog", "7"]);
+    // For a listening socket, ss reports the accept queue's limit as Send-Q.
+    let output = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", app.addr.port())])
+        .output()
+        .expect("ss (Debian package iproute2) is installed by the test command");
+    let line = String::from_utf8_lossy(&output.stdout).to_string();
+    let send_q = line.split_whitespace().nth(2);
+    assert_eq!(send_q, Some("7"), "{line}");
+}
