@@ -26,8 +26,14 @@
         default = pkgs.callPackage ./nixos/package.nix { };
       });
 
-      # A function (not a path): older `nix flake check` accepts only functions and attrsets here.
-      nixosModules.default = import ./nixos/module.nix;
+      # An attribute set naming its file and key: errors point at nixos/module.nix, and a second
+      # import of it (this or the path itself) is deduplicated by the module system. (Older
+      # `nix flake check` accepts only functions and attribute sets here, not a bare path.)
+      nixosModules.default = {
+        _file = toString ./nixos/module.nix;
+        key = toString ./nixos/module.nix;
+        imports = [ ./nixos/module.nix ];
+      };
 
       checks = forAllSystems (pkgs:
         {

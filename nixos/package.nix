@@ -1,5 +1,6 @@
-# The app binary and its systemd units (systemd/ installed under lib/systemd/system, with the
-# FHS paths in them replaced by store paths: see unitSubstitutions in ./lib.nix).
+# The app binary, its systemd units (systemd/ installed under lib/systemd/system, with the FHS
+# paths in them replaced by store paths: see unitSubstitutions in ./lib.nix) and its nginx policy
+# (nginx/ under share/app/nginx: the NixOS module includes the snippets from there).
 { lib, rustPlatform, coreutils, systemd }:
 
 let
@@ -21,7 +22,7 @@ rustPlatform.buildRustPackage {
         top = builtins.head (lib.splitString "/" rel);
       in
       builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" ]
-      || builtins.elem top [ "src" "systemd" "benches" ]
+      || builtins.elem top [ "src" "systemd" "benches" "nginx" ]
       || (top == "tests" && (type == "directory" || lib.hasSuffix ".rs" rel));
   };
 
@@ -33,6 +34,8 @@ rustPlatform.buildRustPackage {
   postInstall = ''
     mkdir -p ${unitDir}
     install -m 0644 systemd/* ${unitDir}/
+    mkdir -p $out/share/app
+    cp -r nginx $out/share/app/nginx
     ${app.substituteCommands unitDir (app.unitSubstitutions {
       app = "${placeholder "out"}/bin/app";
       kill = "${coreutils}/bin/kill";

@@ -39,7 +39,10 @@ pkgs.testers.runNixOSTest {
 
     with subtest("the module runs a local Redis and gives every instance its address"):
         machine.succeed("redis-cli -p 6379 ping | grep -qx PONG")
-        machine.fail("ss -Htln 'sport = :6379' | grep -v '127.0.0.1:6379'")
+        # Read, then checked here: machine.fail("ss ... | grep -v ...") would also pass if ss failed.
+        listening = machine.succeed("ss -Htln 'sport = :6379'").split("\n")
+        listening = [line for line in listening if line.strip()]
+        assert listening and all("127.0.0.1:6379" in line for line in listening), listening
         for port in ports:
             machine.succeed(f"grep -qx 'APP_REDIS_URL=\"redis://127.0.0.1:6379\"' /etc/app/{port}.env")
             machine.succeed(f"grep -qx 'APP_TODOS_STORE=\"sqlite\"' /etc/app/{port}.env")

@@ -18,18 +18,18 @@ pkgs.testers.runNixOSTest {
   name = "app-multi-host-failover";
 
   nodes = {
-    proxy = { ... }: {
+    proxy = { nodes, ... }: {
       imports = [ self.nixosModules.default ];
       services.app = {
         enable = true;
         openFirewall = true;
         nginx = {
           enable = true;
-          # Give up on an unreachable backend quickly (also on a kept-alive connection).
-          connectTimeout = "2s";
-          readTimeout = "5s";
+          # Addresses, not host names: the test network's /etc/hosts gives each node an IPv4 and
+          # an IPv6 address, and nginx would make each a server (the backends listen on IPv4
+          # only). An unreachable backend is given up after the package's proxy_connect_timeout.
           routes."/" = {
-            backends = [ "backend1:8082" "backend2:8082" ];
+            backends = map (n: "${nodes.${n}.networking.primaryIPAddress}:8082") [ "backend1" "backend2" ];
             extraConfig = "add_header X-Upstream $upstream_addr always;";
           };
         };

@@ -14,9 +14,10 @@ let
         failed=$((failed + 1))
         echo "$(${pkgs.coreutils}/bin/date +%T.%N) request $((ok + failed)) failed" >> "/tmp/$name.failures"
       fi
-      echo "$ok" > "/tmp/$name.ok"
+      # Renamed into place, so a reader never sees the file empty halfway through a rewrite.
+      echo "$ok" > "/tmp/$name.ok.new" && mv -f "/tmp/$name.ok.new" "/tmp/$name.ok"
     done
-    echo "$ok $failed" > "/tmp/$name.result"
+    echo "$ok $failed" > "/tmp/$name.result.new" && mv -f "/tmp/$name.result.new" "/tmp/$name.result"
   '';
 in
 pkgs.testers.runNixOSTest {
@@ -45,6 +46,7 @@ pkgs.testers.runNixOSTest {
 
   testScript = { nodes, ... }: ''
     import json
+    import re
 
     changed = "${nodes.machine.system.build.toplevel}/specialisation/changed"
 
@@ -54,7 +56,7 @@ pkgs.testers.runNixOSTest {
 
 
     def wait_for_more(name, more):
-        n = int(machine.succeed(f"cat /tmp/{name}.ok"))
+        n = int(machine.succeed(f"cat /tmp/{name}.ok").strip() or 0)
         machine.wait_until_succeeds(f"test $(cat /tmp/{name}.ok) -ge {n + more}", timeout=120)
 
 
@@ -94,7 +96,11 @@ pkgs.testers.runNixOSTest {
 
     with subtest("the socket was never stopped; 8082 restarted, 8083 untouched"):
         assert show("ActiveEnterTimestampMonotonic", "app@8082.socket") == socket_since
-        machine.fail("journalctl -b --no-pager -u app@8082.socket | grep -E 'Closed|Stopping|Deactivated'")
+        # Read, then searched here: machine.fail("journalctl ... | grep") would also pass if
+        # journalctl failed.
+        journal = machine.succeed("journalctl -b --no-pager -u app@8082.socket")
+        assert "Listening on" in journal, journal
+        assert not re.search("Closed|Stopping|Deactivated", journal), journal
         assert show("InvocationID", "app@8082.service") != run_8082
         assert show("InvocationID", "app@8083.service") == run_8083
   '';

@@ -1,102 +1,79 @@
-# Renders what nixos/lib.nix gives services.nginx (upstreams, the http-level map, the virtual
-# host's locations) into a complete nginx.conf, the way the nixpkgs nginx module lays it out, so
-# that `nginx -t` can check the generated directives (tests/nix/run.sh). Builtins only.
-{ layout, prefix }:
+# The nginx site the NixOS module generates for a layout of tests/nix/layouts.nix: its upstreams
+# and its virtual host, assembled from nixos/lib.nix as nixos/module.nix does and written the way
+# the nixpkgs nginx module writes services.nginx.upstreams and virtualHosts (upstreamConfig,
+# listenString, mkLocations in nixos/modules/services/web-servers/nginx/default.nix). Builtins
+# only. tests/nix/run.sh compares it with the real module's output (tests/nix/fixtures) and runs
+# `nginx -t` on it; tests/nix/nspawn-layout.sh boots it in Debian's nginx.
+#
+#   layout:   a name in tests/nix/layouts.nix
+#   nginxDir: where the package's nginx/ is (NixOS: ${package}/share/app/nginx)
+#   wrap:     true: a complete nginx.conf around the site, for `nginx -t` with prefix `prefix`
+{ layout, nginxDir, wrap ? false, prefix ? "/tmp" }:
 let
   app = import ../../nixos/lib.nix;
-  inherit (builtins) attrNames concatStringsSep map;
+  inherit (builtins) attrNames concatStringsSep map sort;
 
-  configs = {
-    layout-a = {
-      enable = true;
-      instances = {
-        "8080" = { };
-        "8081" = { mode = "cluster"; workers = 4; };
-      };
-      nginx = {
-        enable = true;
-        routes."/".instances = [ 8080 ];
-        routes."/api/randoms".instances = [ 8081 ];
-      };
+  cfg = (import ./layouts.nix).${layout};
+  routes = cfg.nginx.routes;
+  listenAddress = cfg.listenAddress or app.packagedListenAddress;
+  # The module's option defaults (services.app.nginx.*, routes.<path>.*, nixpkgs' vhost).
+  route = path:
+    let r = routes.${path};
+    in {
+      addresses = map (p: app.formatListen (app.connectAddress listenAddress) p) (r.instances or [ ]) ++ (r.backends or [ ]);
+      balancing = r.balancing or cfg.nginx.balancing or "round-robin";
+      priority = r.priority or 1000;
+      extraConfig = r.extraConfig or "";
     };
-    layout-b = {
-      enable = true;
-      instances = builtins.listToAttrs (map (p: { name = p; value = { }; }) [ "8080" "8082" "8083" "8084" "8085" ]);
-      nginx = {
-        enable = true;
-        balancing = "least_conn";
-        routes."/".instances = [ 8080 ];
-        routes."/api/randoms" = {
-          instances = [ 8082 8083 8084 8085 ];
-          balancing = "round-robin";
-        };
-        routes."= /info" = {
-          instances = [ 8080 ];
-          websockets = false;
-          keepalive = 0;
-        };
-      };
-    };
-    proxy = {
-      enable = true;
-      nginx = {
-        enable = true;
-        balancing = "ip_hash";
-        routes."/" = {
-          backends = [ "10.0.0.2:8082" "10.0.0.3:8082" "[::1]:8082" ];
-          extraConfig = "add_header X-Upstream $upstream_addr always;";
-        };
-      };
-    };
-  };
-  cfg = configs.${layout};
+  # nixpkgs: services.nginx.defaultListenAddresses with networking.enableIPv6 (the default).
+  listenAddresses = [ "0.0.0.0" "[::0]" ];
+  port = 80;
 
-  # nixpkgs: nixos/modules/services/web-servers/nginx/default.nix (recommendedProxyConfig)
-  recommendedProxyConfig = ''
-    proxy_set_header        Host $host;
-    proxy_set_header        X-Real-IP $remote_addr;
-    proxy_set_header        X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header        X-Forwarded-Proto $scheme;
-    proxy_set_header        X-Forwarded-Host $host;
-    proxy_set_header        X-Forwarded-Server $host;
-  '';
   param = k: v: if builtins.isBool v then (if v then k else "") else "${k}=${toString v}";
-  upstreams = app.upstreams cfg;
-  upstreamBlock = name:
-    let u = upstreams.${name};
-    in ''
-      upstream ${name} {
+  upstreamBlock = path:
+    let
+      u = app.upstream { inherit (route path) addresses balancing; inherit nginxDir; };
+    in
+    ''
+      upstream ${app.upstreamName path} {
         ${concatStringsSep "\n" (map (s: "server ${s} ${concatStringsSep " " (map (k: param k u.servers.${s}.${k}) (attrNames u.servers.${s}))};") (attrNames u.servers))}
         ${u.extraConfig}
       }
     '';
-  locations = app.locations cfg;
   locationBlock = path:
-    let l = locations.${path};
-    in ''
+    let l = app.location { upstreamName = app.upstreamName path; inherit (route path) priority extraConfig; inherit nginxDir; };
+    in
+    ''
       location ${path} {
         proxy_pass ${l.proxyPass};
         ${l.extraConfig}
-        ${if l.recommendedProxySettings then recommendedProxyConfig else ""}
       }
     '';
+  # nixpkgs sorts upstreams by name (mapAttrsToList) and locations by priority, then name.
+  byUpstreamName = sort (a: b: app.upstreamName a < app.upstreamName b) (attrNames routes);
+  byPriority = sort (a: b: (route a).priority < (route b).priority || ((route a).priority == (route b).priority && a < b)) (attrNames routes);
+
+  site = ''
+    ${concatStringsSep "\n" (map upstreamBlock byUpstreamName)}
+    server {
+      ${concatStringsSep "\n" (map (a: "listen ${a}:${toString port} default_server;") listenAddresses)}
+      server_name app ;
+      ${concatStringsSep "\n" (map locationBlock byPriority)}
+      access_log /var/log/nginx/access.log app_upstream;
+    }
+  '';
 in
-''
+if !wrap then site else ''
   pid ${prefix}/nginx.pid;
   error_log ${prefix}/error.log;
   events { }
   http {
-    access_log off;
     client_body_temp_path ${prefix}/tmp;
     proxy_temp_path ${prefix}/tmp;
     fastcgi_temp_path ${prefix}/tmp;
     uwsgi_temp_path ${prefix}/tmp;
     scgi_temp_path ${prefix}/tmp;
-    ${concatStringsSep "\n" (map upstreamBlock (attrNames upstreams))}
-    ${app.httpConfig cfg}
-    server {
-      listen 127.0.0.1:18080;
-      ${concatStringsSep "\n" (map locationBlock (attrNames locations))}
-    }
+    ${app.httpConfig nginxDir}
+    ${builtins.replaceStrings [ "/var/log/nginx/" ":80 " ] [ "${prefix}/" ":18080 " ] site}
   }
 ''

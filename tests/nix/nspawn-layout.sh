@@ -7,10 +7,14 @@
 #   tests/nix/nspawn-layout.sh
 #
 # Layout (tests/nix/nspawn-layout.nix, from nixos/lib.nix): template + drop-ins, NixOS-style
-# dangling wants symlinks, /etc/app/PORT.env. Checks: lazy and eager instances come up, the
-# socket drop-in moves the listener to 0.0.0.0, the environment file arrives byte-exact, and a
-# switch (new env file and drop-in, daemon-reload, one-step restart as with stopIfChanged =
-# false) under a direct curl loop loses no request and never stops the socket.
+# dangling wants symlinks, /etc/app/PORT.env, and the nginx site the module generates for layout
+# (b) (tests/nix/nginx-conf.nix, checked against the real nixpkgs module's output by run.sh) with
+# the package's snippets, in Debian's nginx. Checks: lazy and eager instances come up, the socket
+# drop-in moves the listener to 0.0.0.0, the environment file arrives byte-exact, nginx spreads
+# /api/randoms over the four instances, and a switch (new env file and drop-in, daemon-reload,
+# one-step restart as with stopIfChanged = false) and a restart of every instance, under GETs
+# straight to 8082 and GETs and POST /v1/todos through nginx, lose no request and never stop a
+# socket.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,6 +72,7 @@ field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'
 
 ct_prepare n app-layout-b # no port given: no wants symlinks of the plain (non-NixOS) kind
 layout 2
+ln -sfn ../sites-available/app-nixos "$(ct_path n)/etc/nginx/sites-enabled/app"
 ct_boot n
 note "booted: $(ct_exec n systemctl is-system-running)"
 
@@ -89,6 +94,13 @@ got=$(ct_exec n cat "/proc/$(main_pid n app@8083.service)/environ" | tr '\0' '\n
 [ "$got" = "$want" ] || fail "environment file quoting: got [$got], want [$want]"
 note "8082 in cluster mode with 2 workers from /etc/app/8082.env; quoting exact: [$got]"
 
+out=$(ct_exec n nginx -t 2>&1) || fail "nginx -t on the module's site: $out"
+grep -q '\[warn\]\|\[emerg\]' <<<"$out" && fail "nginx -t on the module's site warns: $out"
+for _ in $(seq 8); do get n 'http://127.0.0.1/api/randoms?cant=3' >/dev/null || fail "GET /api/randoms through nginx"; done
+[ "$(upstream_counts n /api/randoms | wc -l)" = 4 ] || fail "nginx did not spread /api/randoms over 4 instances: $(upstream_counts n /api/randoms)"
+[ "$(get n http://127.0.0.1/info | field instance)" = 8080 ] || fail "/info through nginx is not from 8080"
+note "the module's nginx site: nginx -t clean, /api/randoms over $(upstream_counts n /api/randoms | wc -l) instances, / from 8080"
+
 # A switch: new generation, daemon-reload, then what switch-to-configuration does for a changed
 # unit with X-StopIfChanged=false: one `systemctl restart`.
 socket_since=$(prop n app@8082.socket ActiveEnterTimestampMonotonic)
@@ -103,7 +115,10 @@ ct_net n bash -c '
     done
     echo "$ok $failed" >"$1/result"' _ "$WORK/out" &
 loop=$!
+load_start n get --path '/api/randoms?cant=5' --path /info --duration 60 --concurrency 3 --max-requests 100000
+load_start n post --path /v1/todos --post-json '{"title":"written during the switch"}' --duration 60 --concurrency 2 --max-requests 100000
 wait_until 20 "50 requests" bash -c "[ \"\$(cat $WORK/out/ok 2>/dev/null)\" -ge 50 ]"
+wait_served n 100
 layout 3
 trigger_after=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["trigger8082"])' "$WORK/gen.json")
 [ "$trigger_before" != "$trigger_after" ] || fail "the restart trigger of app@8082 did not change with its settings"
@@ -111,14 +126,28 @@ ct_exec n systemctl daemon-reload
 ct_exec n systemctl restart app@8082.service
 n=$(cat "$WORK/out/ok")
 wait_until 20 "50 more requests" bash -c "[ \"\$(cat $WORK/out/ok)\" -ge $((n + 50)) ]"
-touch "$WORK/out/stop"
-wait "$loop"
-read -r ok failed <"$WORK/out/result"
-note "direct requests during the switch: $ok ok, $failed failed"
-[ "$failed" = 0 ] || fail "$failed requests failed during the restart"
-[ "$(prop n app@8082.socket ActiveEnterTimestampMonotonic)" = "$socket_since" ] || fail "app@8082.socket was restarted"
+wait_served n 100
 [ "$(main_pid n app@8082.service)" != "$pid_8082" ] || fail "app@8082 was not restarted"
 [ "$(prop n app@8083.service InvocationID)" = "$run_8083" ] || fail "app@8083 was restarted"
 [ "$(get n http://127.0.0.1:8082/info | field workers)" = 3 ] || fail "8082 did not pick up workers = 3"
-note "socket kept, 8082 restarted with 3 workers, 8083 untouched"
+note "switch: 8082 restarted with 3 workers, 8083 untouched"
+for port in $(python3 -c 'import json,sys; print(*json.load(open(sys.argv[1]))["instances"])' "$WORK/gen.json"); do
+    ct_exec n systemctl restart "app@$port.service"
+    wait_served n 50
+done
+note "every instance restarted under load"
+touch "$WORK/out/stop"
+wait "$loop"
+load_stop get
+load_stop post
+read -r ok failed <"$WORK/out/result"
+note "direct requests during the switch: $ok ok, $failed failed"
+[ "$failed" = 0 ] || fail "$failed requests failed during the restart"
+load_wait get
+no_failures n "(GETs through nginx)"
+load_wait post
+no_failures n "(POST /v1/todos through nginx)"
+[ "$SENT" -gt 0 ] || fail "no POST was sent"
+[ "$(prop n app@8082.socket ActiveEnterTimestampMonotonic)" = "$socket_since" ] || fail "app@8082.socket was restarted"
+note "$SENT POST /v1/todos through nginx during the switch and the restarts, every one answered 201; socket kept"
 echo "nspawn-layout: ok"

@@ -1,15 +1,14 @@
 #!/usr/bin/env bash
 # Checks of the Nix side (flake.nix, nixos/) that run on a plain Debian, as root, without
-# nixpkgs: parse, lint, format, the builtins-only logic tests, the unit files vs the package,
-# the generated nginx configuration (nginx -t), and the VM tests' Python scripts.
-# The VM tests themselves need NixOS or Nix with a binary cache: `nix flake check`.
+# nixpkgs: parse, lint, format, the module's pure functions, the unit files vs the package, the
+# nginx site the module generates (nginx -t, and the same policy as nginx/sites-available), the
+# VM tests' Python scripts (pyflakes and static checks), and `nix flake check --no-build` with a
+# stand-in nixpkgs. The VM tests themselves need NixOS or Nix with a binary cache.
 #
 #   tests/nix/run.sh
 #
 # Installs what is missing: nix-bin (apt), deadnix and nixpkgs-fmt (cargo, into ~/.cargo/bin),
 # pyflakes (Debian's python3-pyflakes).
-# With APP_NIXPKGS_LIB=/path/to/nixpkgs/lib it also evaluates the module, the VM tests' nodes and
-# the flake with lib.evalModules (tests/nix/eval-module.nix).
 set -uo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -21,7 +20,7 @@ fail() { printf 'FAIL: %s\n' "$*" >&2; failures+=("$*"); }
 
 # ---- tools -------------------------------------------------------------------------------------
 source tests/lib/deps.sh
-need_packages nix-bin python3 python3-pyflakes || { echo "cannot install the Nix check tools" >&2; exit 2; }
+need_packages nix-bin nginx python3 python3-pyflakes || { echo "cannot install the Nix check tools" >&2; exit 2; }
 for tool in deadnix nixpkgs-fmt; do
     if ! command -v "$tool" >/dev/null; then
         step "installing $tool (cargo install --locked)"
@@ -49,7 +48,7 @@ step "nixpkgs-fmt --check"
 nixpkgs-fmt --check "${NIX_FILES[@]}" || fail "nixpkgs-fmt (run: nixpkgs-fmt ${NIX_FILES[*]})"
 
 # ---- the builtins-only logic -------------------------------------------------------------------
-step "nixos/lib.nix unit tests (tests/nix/lib-test.nix)"
+step "nixos/lib.nix: the module's pure functions (tests/nix/lib-test.nix)"
 if out=$(eval_json tests/nix/lib-test.nix); then
     python3 -c 'import json,sys; print("passed:", json.load(sys.stdin)["passed"], "cases")' <<<"$out"
 else
@@ -65,60 +64,68 @@ fi
 grep -q 'install -m 0644 systemd/\* ' nixos/package.nix || fail "nixos/package.nix no longer installs every file of systemd/"
 
 # ---- generated nginx configuration -------------------------------------------------------------
-step "nginx -t on the configurations nixos/lib.nix generates (tests/nix/nginx-conf.nix)"
-if command -v nginx >/dev/null; then
-    tmp=$(mktemp -d)
-    trap 'rm -rf "$tmp"' EXIT
-    mkdir -p "$tmp/tmp"
-    for layout in layout-a layout-b proxy; do
-        if ! eval_json tests/nix/nginx-conf.nix --argstr layout "$layout" --argstr prefix "$tmp" |
-            python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin))' >"$tmp/$layout.conf"; then
-            fail "nginx-conf.nix $layout"
-            continue
-        fi
-        # Warnings count: "load balancing method redefined" silently disables keepalive.
-        if ! msg=$(nginx -t -q -c "$tmp/$layout.conf" -p "$tmp/" -g "error_log $tmp/error.log;" 2>&1) || [ -n "$msg" ]; then
-            fail "nginx -t $layout: $msg"
-        else
-            echo "ok $layout"
-        fi
-    done
-else
-    echo "skipped: no nginx binary (apt-get install nginx to check the generated configuration)"
-fi
+# render LAYOUT NGINX_DIR [WRAP PREFIX]: the site the module generates (tests/nix/nginx-conf.nix).
+render() {
+    eval_json tests/nix/nginx-conf.nix --argstr layout "$1" --argstr nginxDir "$2" \
+        ${3:+--arg wrap "$3" --argstr prefix "$4"} | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin))'
+}
+step "nginx -t on the sites the module generates (tests/nix/nginx-conf.nix)"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/tmp"
+for layout in layout-a layout-b proxy; do
+    if ! render "$layout" "$PWD/nginx" true "$tmp" >"$tmp/$layout.conf"; then
+        fail "nginx-conf.nix $layout"
+        continue
+    fi
+    # Warnings count: "load balancing method redefined" silently disables keepalive.
+    if ! msg=$(nginx -t -q -c "$tmp/$layout.conf" -p "$tmp/" -g "error_log $tmp/error.log;" 2>&1) || [ -n "$msg" ]; then
+        fail "nginx -t $layout: $msg"
+    else
+        echo "ok $layout"
+    fi
+done
+
+step "the Debian layouts (nginx/sites-available) and the module proxy every path alike"
+for l in a b; do
+    render "layout-$l" /etc/nginx >"$tmp/module-$l" &&
+        python3 tests/nix/lib/nginx_agree.py "nginx/sites-available/app-layout-$l" "$tmp/module-$l" ||
+        fail "nginx/sites-available/app-layout-$l and the module's layout-$l differ"
+done
 
 # ---- the VM tests' scripts ---------------------------------------------------------------------
-step "VM test scripts parse${PYFLAKES:+ and pass pyflakes} (tests/nix/test-scripts.nix)"
-scripts=$(mktemp -d)
-if eval_json tests/nix/test-scripts.nix | python3 -c '
+step "VM test scripts parse, pass pyflakes and the static checks (tests/nix/test-scripts.nix)"
+scripts=$tmp/scripts
+mkdir -p "$scripts"
+if eval_json tests/nix/test-scripts.nix >"$tmp/tests.json" && python3 -c '
 import ast, json, sys
-for name, src in json.load(sys.stdin).items():
+for name, src in json.load(open(sys.argv[1]))["scripts"].items():
     ast.parse(src, filename=name)
-    open(sys.argv[1] + "/" + name[:-4] + ".py", "w").write(src)
+    open(sys.argv[2] + "/" + name[:-4] + ".py", "w").write(src)
     print("ok", name)
-' "$scripts"; then
-    if [ ${#PYFLAKES[@]} -gt 0 ]; then
-        # The names the NixOS test driver defines for a script.
-        PYFLAKES_BUILTINS=machine,proxy,backend1,backend2,client,start_all,join_all,subtest,retry,polling_condition,serial_stdout_on,serial_stdout_off,driver,log \
-            "${PYFLAKES[@]}" "$scripts"/*.py || fail "pyflakes on the VM test scripts"
-    fi
+' "$tmp/tests.json" "$scripts"; then
+    # The names the NixOS test driver defines for a script.
+    PYFLAKES_BUILTINS=machine,proxy,backend1,backend2,client,start_all,join_all,subtest,retry,polling_condition,serial_stdout_on,serial_stdout_off,driver,log \
+        "${PYFLAKES[@]}" "$scripts"/*.py || fail "pyflakes on the VM test scripts"
+    python3 tests/nix/lib/vm_checks.py "$tmp/tests.json" nixos/tests/*.nix || fail "static checks of the VM tests"
 else
     fail "VM test scripts"
 fi
-rm -rf "$scripts"
 # Helper programs the VM tests install (nixos/tests/*.py, e.g. the chat clients).
 mapfile -t VM_PY < <(find nixos/tests -name '*.py' | sort)
 if [ ${#VM_PY[@]} -gt 0 ]; then
     "${PYFLAKES[@]}" "${VM_PY[@]}" && echo "ok ${VM_PY[*]}" || fail "pyflakes ${VM_PY[*]}"
 fi
 
-# ---- optional: the module against the nixpkgs library --------------------------------------------
-if [ -n "${APP_NIXPKGS_LIB:-}" ]; then
-    step "lib.evalModules with $APP_NIXPKGS_LIB (tests/nix/eval-module.nix)"
-    eval_json tests/nix/eval-module.nix --arg nixpkgsLib "$APP_NIXPKGS_LIB" >/dev/null && echo ok || fail "eval-module.nix"
-else
-    step "skipped: lib.evalModules (set APP_NIXPKGS_LIB to a nixpkgs lib/ directory)"
-fi
+# ---- the flake -----------------------------------------------------------------------------------
+# Every output evaluates (packages, checks with every VM test file, nixosModules, devShells, apps),
+# with a stand-in for the nixpkgs input: this machine cannot fetch nixpkgs. No lock file is written.
+step "nix flake check --no-build (nixpkgs: tests/nix/standin-nixpkgs)"
+flake() { nix --extra-experimental-features 'nix-command flakes' "$@" --no-write-lock-file --override-input nixpkgs "path:$PWD/tests/nix/standin-nixpkgs"; }
+if out=$(flake flake check --no-build 2>&1); then echo "ok"; else fail "nix flake check: $out"; fi
+module=$(flake eval --json .#nixosModules.default --apply 'm: { key = m.key or null; file = m._file or null; }' 2>/dev/null)
+python3 -c 'import json,sys; m=json.loads(sys.argv[1]); assert m["key"] and m["file"].endswith("/nixos/module.nix"), m; print("ok nixosModules.default: key", m["key"])' "$module" ||
+    fail "nixosModules.default has no key/_file: $module"
 
 if [ ${#failures[@]} -eq 0 ]; then
     printf '\nall checks passed in %d s\n' "$SECONDS"
