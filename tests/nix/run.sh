@@ -86,6 +86,15 @@ for layout in layout-a layout-b proxy; do
     fi
 done
 
+# tests/nix/fixtures: the same configurations as rendered by the nixpkgs nginx module itself
+# (captured with nixpkgs.lib and the module's source outside this repository: docs/nixos.md).
+step "tests/nix/nginx-conf.nix writes what the nixpkgs nginx module writes (tests/nix/fixtures)"
+for layout in layout-a layout-b proxy; do
+    render "$layout" @nginxDir@ >"$tmp/fixture-$layout" &&
+        python3 tests/nix/lib/same_tokens.py "tests/nix/fixtures/nginx-$layout.conf" "$tmp/fixture-$layout" ||
+        fail "nginx-conf.nix $layout differs from the nixpkgs module's rendering"
+done
+
 step "the Debian layouts (nginx/sites-available) and the module proxy every path alike"
 for l in a b; do
     render "layout-$l" /etc/nginx >"$tmp/module-$l" &&
