@@ -1,5 +1,6 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
-# Restart under load: about 20 s of GETs through nginx (layout b) while app@8083 is restarted
+# Restart under load: about 20 s of GETs and POST /v1/todos through nginx (layout b) while
+# app@8083 is restarted
 # three times, the binary is replaced, 8080 and 8082 are reloaded (re-exec on the same socket)
 # and every instance is restarted through app.target. No request may fail, and no socket may
 # be closed on the way. Then the same for the cluster instance of layout (a): reload (workers
@@ -13,6 +14,9 @@ for port in "${PORTS[@]}"; do since[$port]=$(prop r app@$port.socket ActiveEnter
 
 load_start r restart --path '/api/randoms?cant=10' --path /info --path /healthz \
     --duration 20 --concurrency 4 --max-requests 200000
+# Writes too: nginx never retries a POST it has sent, so a lost one would show here.
+load_start r restart-post --path /v1/todos --post-json '{"title":"written during the restarts"}' \
+    --duration 20 --concurrency 2 --max-requests 200000
 wait_served r 200
 for i in 1 2 3; do
     old=$(main_pid r app@8083.service)
@@ -38,13 +42,16 @@ for port in "${PORTS[@]}"; do
 done
 note "app.target restarted every instance"
 wait_served r 200
+load_wait restart-post
+no_failures r "(POST /v1/todos through nginx)"
+posts=$SENT
 load_wait restart
 for port in "${PORTS[@]}"; do
     [ "$(prop r app@$port.socket ActiveEnterTimestampMonotonic)" = "${since[$port]}" ] ||
         fail "app@$port.socket was restarted: connections could have been refused"
 done
 no_failures r "through nginx"
-total_sent=$SENT
+total_sent=$((SENT + posts))
 ct_stop r
 
 # The cluster instance: reload replaces the workers one by one, restart replaces the primary.
