@@ -66,7 +66,10 @@ def routes(text):
 
 def main():
     site, generated = (open(f).read() for f in sys.argv[1:3])
-    a, b = routes(site), routes(generated)
+    try:
+        a, b = routes(site), routes(generated)
+    except AssertionError as e:
+        sys.exit(f"{sys.argv[1]} / {sys.argv[2]}: {e}")
     if a != b:
         for path in sorted(set(a) | set(b)):
             if a.get(path) != b.get(path):
