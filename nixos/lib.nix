@@ -187,6 +187,22 @@ rec {
     uniq lines;
 
   # ---- package --------------------------------------------------------------------------------
+  # The source the package builds from, as a predicate on a path relative to the repository
+  # (package.nix's src filter; tests/nix/sandbox-check.sh copies the same files): the crate, the
+  # unit files, the nginx policy and the Rust tests, so that a change in docs/ or nixos/ does not
+  # rebuild.
+  inSource = rel: type:
+    let top = head (split "/" rel);
+    in builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" ]
+      || builtins.elem top [ "src" "systemd" "benches" "nginx" ]
+      || (top == "tests" && (type == "directory" || match ".*[.]rs" rel != null));
+
+  # The unit files of systemd/ that the package installs: all but app-reload.path, which watches
+  # /usr/local/bin/app for a binary replaced in place. A store path never changes in place, and
+  # on NixOS switch-to-configuration restarts or reloads the units itself.
+  unitsNotPackaged = [ "app-reload.path" ];
+  packagedUnits = files: filter (f: !(builtins.elem f unitsNotPackaged)) files;
+
   # What the package changes in the unit files of systemd/ when it installs them under
   # $out/lib/systemd/system: FHS paths that do not exist on NixOS.
   unitSubstitutions = { app, kill }: [

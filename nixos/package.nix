@@ -7,23 +7,17 @@ let
   app = import ./lib.nix;
   cargo = builtins.fromTOML (builtins.readFile ../Cargo.toml);
   unitDir = "$out/lib/systemd/system";
+  unitFiles = app.packagedUnits (builtins.attrNames (builtins.readDir ../systemd));
 in
 rustPlatform.buildRustPackage {
   pname = cargo.package.name;
   inherit (cargo.package) version;
 
-  # The crate and the unit files, nothing else (a change in docs/ or nixos/ does not rebuild).
+  # The crate, the unit files and the nginx policy, nothing else (app.inSource).
   src = lib.cleanSourceWith {
     name = "app-source";
     src = ../.;
-    filter = path: type:
-      let
-        rel = lib.removePrefix (toString ../. + "/") (toString path);
-        top = builtins.head (lib.splitString "/" rel);
-      in
-      builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" ]
-      || builtins.elem top [ "src" "systemd" "benches" "nginx" ]
-      || (top == "tests" && (type == "directory" || lib.hasSuffix ".rs" rel));
+    filter = path: type: app.inSource (lib.removePrefix (toString ../. + "/") (toString path)) type;
   };
 
   cargoLock.lockFile = ../Cargo.lock;
@@ -33,7 +27,7 @@ rustPlatform.buildRustPackage {
 
   postInstall = ''
     mkdir -p ${unitDir}
-    install -m 0644 systemd/* ${unitDir}/
+    ${builtins.concatStringsSep "\n" (map (f: "install -m 0644 systemd/${f} ${unitDir}/") unitFiles)}
     mkdir -p $out/share/app
     cp -r nginx $out/share/app/nginx
     ${app.substituteCommands unitDir (app.unitSubstitutions {

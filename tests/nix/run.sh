@@ -61,7 +61,6 @@ if out=$(eval_json tests/nix/units-test.nix); then
 else
     fail "units-test.nix"
 fi
-grep -q 'install -m 0644 systemd/\* ' nixos/package.nix || fail "nixos/package.nix no longer installs every file of systemd/"
 
 # ---- generated nginx configuration -------------------------------------------------------------
 # render LAYOUT NGINX_DIR [WRAP PREFIX]: the site the module generates (tests/nix/nginx-conf.nix).

@@ -9,7 +9,11 @@ let
 
   dir = ../../systemd;
   entries = readDir dir;
-  files = filter (n: entries.${n} == "regular") (attrNames entries);
+  allFiles = filter (n: entries.${n} == "regular") (attrNames entries);
+  # The ones the package installs (the others are for hosts that replace a binary in place).
+  files = app.packagedUnits allFiles;
+  recipe = import ./package-recipe.nix { };
+  installLine = f: "install -m 0644 systemd/${f} $out/lib/systemd/system/";
   out = "/nix/store/00000000000000000000000000000000-app";
   subs = app.unitSubstitutions { app = "${out}/bin/app"; kill = "/nix/store/00000000000000000000000000000000-coreutils/bin/kill"; };
 
@@ -32,6 +36,16 @@ let
   fromsOf = f: map (s: s.from) (filter (s: s.file == f) subs);
 
   checks = [
+    {
+      name = "postInstall installs the packaged units and no other file of systemd/";
+      ok = all (f: contains (installLine f) recipe.postInstall == elem f files) allFiles;
+      got = recipe.postInstall;
+    }
+    {
+      name = "no installed unit names a path under /usr/local (the package has none)";
+      ok = all (f: !(contains "/usr/local/" (installed f))) files;
+      got = filter (f: contains "/usr/local/" (installed f)) files;
+    }
     {
       name = "the units the module uses are in systemd/";
       ok = all (u: elem u files) [ "app@.service" "app@.socket" "app.target" ];
