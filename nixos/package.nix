@@ -1,7 +1,7 @@
 # The app binary, its systemd units (systemd/ installed under lib/systemd/system, with the FHS
 # paths in them replaced by store paths: see unitSubstitutions in ./lib.nix) and its nginx policy
 # (nginx/ under share/app/nginx: the NixOS module includes the snippets from there).
-{ lib, rustPlatform, coreutils, systemd }:
+{ lib, rustPlatform, coreutils, iproute2, systemd }:
 
 let
   app = import ./lib.nix;
@@ -22,8 +22,16 @@ rustPlatform.buildRustPackage {
 
   cargoLock.lockFile = ../Cargo.lock;
 
-  # tests/activation.rs starts the binary under systemd-socket-activate.
-  nativeCheckInputs = [ systemd ];
+  # The check phase runs in the build sandbox: no network but loopback, no HOME, and no
+  # program but stdenv's and these: systemd-socket-activate (tests/activation.rs starts the
+  # binary under it) and ss (tests/limits.rs reads the kernel's accept queue).
+  nativeCheckInputs = [ iproute2 systemd ];
+  # Every test target runs there except the tests that start a server the sandbox does not
+  # have. Those name it, and are skipped by that word: redis-server (tests/todos.rs,
+  # tests/chat.rs), nginx and Chromium (tests/browser.rs). They run in the test command
+  # (tests/run.sh) and in the VM tests. tests/nix/sandbox-check.sh runs this check phase in a
+  # simulated build sandbox, reading these declarations from this file.
+  checkFlags = [ "--skip=redis" "--skip=nginx" "--skip=browser" ];
 
   postInstall = ''
     mkdir -p ${unitDir}

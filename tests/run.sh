@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): on a fresh Debian machine, as root, installs what the tests
 # need and runs every test: format, lint, the Rust tests of the real binary, the Nix checks that run
-# without nixpkgs, and the system tests on a real systemd with a real nginx.
+# without nixpkgs, the Nix package's check phase in a simulated build sandbox, and the system tests
+# on a real systemd with a real nginx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/lib/deps.sh
@@ -22,6 +23,7 @@ step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
 step "release build" cargo build --locked --release
 step "nix checks" tests/nix/run.sh
+step "the Nix package's check phase in a simulated build sandbox" tests/nix/sandbox-check.sh
 step "system tests (real systemd, real nginx)" tests/system/run.sh
 step "the NixOS module's unit layout on a real systemd" tests/nix/nspawn-layout.sh
 printf '\nall tests passed in %ss\n' $((SECONDS - started))
