@@ -21,9 +21,13 @@ step "install packages" need_packages "${TEST_PACKAGES[@]}"
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
-step "release build" cargo build --locked --release
 step "nix checks" tests/nix/run.sh
 step "the Nix package's check phase in a simulated build sandbox" tests/nix/sandbox-check.sh
+# That check phase built the release binary (cargo test --release builds the bin target for the
+# integration tests, with the same profile as cargo build --release): the system tests run it
+# instead of building it a second time.
+APP_BIN=$(tests/nix/sandbox-check.sh --print-binary)
+export APP_BIN
 step "system tests (real systemd, real nginx)" tests/system/run.sh
 step "the NixOS module's unit layout on a real systemd" tests/nix/nspawn-layout.sh
 printf '\nall tests passed in %ss\n' $((SECONDS - started))

@@ -3,6 +3,7 @@
 # it passes here exactly when `nix build` (buildRustPackage's cargoCheckHook) would pass.
 #
 #   tests/nix/sandbox-check.sh
+#   tests/nix/sandbox-check.sh --print-binary   # where the check phase leaves its release binary
 #
 # What the sandbox does, and how this simulates it:
 # - crates come from Cargo.lock only, vendored (cargoLock): `cargo vendor --locked` once per
@@ -36,6 +37,12 @@ CACHE=${APP_TEST_CACHE:-/var/cache/app-tests}
 BUILD_USER=app-nixbld
 CORES=$(nproc)
 TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
+# A persistent target directory keeps reruns incremental; it changes no verdict.
+TARGET=$CACHE/nix-check-target
+if [ "${1:-}" = --print-binary ]; then
+    echo "$TARGET/$TRIPLE/release/app"
+    exit 0
+fi
 SYSROOT=$(rustc --print sysroot)
 
 # usage: nix_packages_to_debian NAME...: the Debian package whose programs stand for a nixpkgs
@@ -102,8 +109,6 @@ replace-with = "vendored-sources"
 [source.vendored-sources]
 directory = "$VENDOR"
 EOF
-# A persistent target directory keeps reruns incremental; it changes no verdict.
-TARGET=$CACHE/nix-check-target
 mkdir -p "$TARGET"
 chown -R "$BUILD_USER:$BUILD_USER" "$ROOT/build" "$TARGET"
 
