@@ -104,6 +104,18 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
     pub max_body_bytes: u64,
 
+    /// Time a client has to send a request body once its head is in, extended by one second for
+    /// every --body-min-rate bytes received; a body still incomplete then gets 408 and the connection
+    /// is closed (a slow or endless body does not keep its --max-connections slot).
+    #[arg(long, env = "APP_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Bytes per second a request body must average beyond --body-timeout: each this many bytes
+    /// received earn one more second (0: the whole body must be in within --body-timeout).
+    #[arg(long, env = "APP_BODY_MIN_RATE", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
+    pub body_min_rate: u64,
+
     /// Open connections per process; a connection beyond it is answered 503 and closed at once.
     #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -176,6 +188,17 @@ pub struct Config {
     #[arg(long, env = "APP_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub sqlite_busy_timeout: Duration,
 
+    /// How long an `Idempotency-Key` of POST /v1/todos is remembered: a retry within it gets the
+    /// first answer again; after it, the same key creates a new todo.
+    #[arg(long, env = "APP_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub idempotency_retention: Duration,
+
+    /// Most `Idempotency-Key`s remembered (per SQLite file or Redis); beyond, the oldest are
+    /// forgotten first, before their --idempotency-retention is over.
+    #[arg(long, env = "APP_IDEMPOTENCY_KEYS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub idempotency_keys: u32,
+
     /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame.
     #[arg(long, env = "APP_CHAT_MAX_MESSAGE_BYTES", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
@@ -235,7 +258,7 @@ impl Config {
     }
 }
 
-/// Accepts `10` (seconds), `10s`, `500ms` or `2m`.
+/// Accepts `10` (seconds), `10s`, `500ms`, `2m` or `24h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -246,7 +269,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(value),
         "ms" => Duration::from_millis(value),
         "m" => Duration::from_secs(value.saturating_mul(60)),
-        _ => return Err(format!("`{text}` has an unknown unit: use ms, s or m")),
+        "h" => Duration::from_secs(value.saturating_mul(3600)),
+        _ => return Err(format!("`{text}` has an unknown unit: use ms, s, m or h")),
     };
     if duration.is_zero() {
         return Err("must be greater than zero".into());
@@ -282,7 +306,8 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("10h").is_err());
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("10d").is_err());
         assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
         assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_wait("-1").is_err());

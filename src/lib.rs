@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod procfs;
 pub mod randoms;
 pub mod redis_link;
+pub mod request_body;
 pub mod routes;
 pub mod server;
 pub mod serving;
