@@ -257,7 +257,7 @@ pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Response> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(PATIENCE))?;
     stream.write_all(raw)?;
-    read_response(&mut stream)
+    read_until_closed(&mut stream)
 }
 
 /// Like `request`, from the local address `source` (e.g. 127.0.0.2: every 127/8 address is this host's
