@@ -89,8 +89,8 @@ pub struct Config {
     #[arg(long, env = "APP_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Time a client has to send a complete request head; also how long an idle keep-alive connection
-    /// is kept (a front proxy's upstream keepalive_timeout must be shorter).
+    /// Time a client has to send a complete request head, else it is disconnected; also how long an
+    /// idle keep-alive connection is kept (a front proxy's upstream keepalive_timeout must be shorter).
     #[arg(long, env = "APP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
@@ -130,7 +130,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub backlog: u32,
 
-    /// Largest `cant` accepted by /api/randoms.
+    /// Largest `cant` accepted by /api/randoms; larger gets 400.
     #[arg(long, env = "APP_RANDOMS_MAX", default_value_t = 1_000_000_000,
           value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64 * 4))]
     pub randoms_max: u64,
@@ -174,7 +174,7 @@ pub struct Config {
     #[arg(long, env = "APP_TODOS_STORE", value_enum, ignore_case = true, default_value_t = StoreKind::Sqlite)]
     pub todos_store: StoreKind,
 
-    /// Largest `limit` of GET /v1/todos (also its default).
+    /// Largest `limit` of GET /v1/todos (also its default); larger gets 400.
     #[arg(long, env = "APP_TODOS_MAX_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub todos_max_limit: u32,
@@ -190,16 +190,19 @@ pub struct Config {
 
     /// How long an `Idempotency-Key` of POST /v1/todos is remembered: a retry within it gets the
     /// first answer again; after it, the same key creates a new todo.
-    #[arg(long, env = "APP_IDEMPOTENCY_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "APP_IDEMPOTENCY_RETENTION", default_value = "24h",
+          value_parser = parse_long_duration)]
     pub idempotency_retention: Duration,
 
     /// Most `Idempotency-Key`s remembered (per SQLite file or Redis); beyond, the oldest are
-    /// forgotten first, before their --idempotency-retention is over.
+    /// forgotten first, before their --idempotency-retention is over. (A key has at most 255
+    /// characters; a longer one gets 400.)
     #[arg(long, env = "APP_IDEMPOTENCY_KEYS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub idempotency_keys: u32,
 
-    /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame.
+    /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame, over
+    /// four times larger closes the socket with 1009.
     #[arg(long, env = "APP_CHAT_MAX_MESSAGE_BYTES", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
     pub chat_max_message_bytes: u32,
@@ -258,7 +261,7 @@ impl Config {
     }
 }
 
-/// Accepts `10` (seconds), `10s`, `500ms`, `2m` or `24h`.
+/// Accepts `10` (seconds), `10s`, `500ms` or `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -269,13 +272,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(value),
         "ms" => Duration::from_millis(value),
         "m" => Duration::from_secs(value.saturating_mul(60)),
-        "h" => Duration::from_secs(value.saturating_mul(3600)),
-        _ => return Err(format!("`{text}` has an unknown unit: use ms, s, m or h")),
+        _ => return Err(format!("`{text}` has an unknown unit: use ms, s or m")),
     };
     if duration.is_zero() {
         return Err("must be greater than zero".into());
     }
     Ok(duration)
+}
+
+/// A long duration: what `parse_duration` takes, or humantime's forms with larger units (`24h`,
+/// `7days`). (Not every duration takes hours: a drain of hours is surely a typo.)
+fn parse_long_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).or_else(|_| match humantime::parse_duration(text.trim()) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(_) => Err(format!("`{}` is not a duration such as 24h, 90m or 7days", text.trim())),
+    })
 }
 
 /// A duration that may be zero (`0`: do not wait).
@@ -306,11 +318,14 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("ten").is_err());
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("10d").is_err());
+        assert!(parse_duration("10h").is_err());
         assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
         assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_wait("-1").is_err());
+        assert_eq!(parse_long_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_long_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert!(parse_long_duration("0h").is_err());
+        assert!(parse_long_duration("soon").is_err());
     }
 
     #[test]
