@@ -201,3 +201,16 @@ fn truncated(reason: &str) -> &str {
 fn error_frame(problem: &str) -> Message {
     Message::text(frames::error(problem))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(100);
+        let cut = truncated(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES && long.starts_with(cut), "{}", cut.len());
+    }
+}
