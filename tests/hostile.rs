@@ -233,8 +233,14 @@ fn bodies(battery: &mut Battery) {
         answered(&app, raw, 415, "application/json")
     });
     battery.case(group, "every connection slot is free again", || {
-        let responses: Vec<_> = (0..4).map(|_| app.get("/healthz").status).collect();
-        expect(responses, vec![200; 4], "all four --max-connections slots serve")
+        // Three held open and a fourth served: none of the four --max-connections slots is kept.
+        let held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(app.addr).unwrap()).collect();
+        eventually("three connections are accepted", || {
+            accepted_connections(app.pid(), app.addr.port()) == 3
+        });
+        eventually("the fourth slot serves", || app.get("/healthz").status == 200);
+        drop(held);
+        Ok(())
     });
     battery.still_serving(group, &app);
 }
