@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod lingering;
 pub mod listener;
 pub mod logging;
 pub mod metrics;

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::config::Config;
+use crate::lingering::LingeringClose;
 use crate::request_body::{BodyDeadline, RequestBody};
 use crate::routes;
 use crate::state::AppState;
@@ -145,7 +146,8 @@ async fn serve_http(
             }
         })
     };
-    let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection =
+        http.serve_connection(TokioIo::new(LingeringClose::new(stream)), service).with_upgrades();
     tokio::pin!(connection);
 
     tokio::select! {

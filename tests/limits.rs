@@ -132,3 +132,26 @@ fn a_body_that_stops_gets_408() {
     assert_eq!(answer.status, 408);
     assert!(answer.error().contains("4 bytes"), "{}", answer.body);
 }
+
+#[test]
+fn a_refused_upload_still_being_sent_gets_its_413_not_a_reset() {
+    let app = App::activated(&[]).ready();
+    // 16 MiB, over the 16 KiB todo limit, chunked (so the size is known only while reading), sent
+    // whole before the answer is read, as curl does: a server that closes with that input unread
+    // resets the connection, the client's next write fails, and it never reads the 413.
+    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+    for attempt in 0..3 {
+        let mut stream = TcpStream::connect(app.addr).unwrap();
+        let head = "POST /v1/todos HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\n\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        for _ in 0..256 {
+            let sent = stream.write_all(chunk.as_bytes());
+            sent.unwrap_or_else(|e| panic!("attempt {attempt}: the upload was cut off: {e}"));
+        }
+        stream.write_all(b"0\r\n\r\n").unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let answer = read_response(&mut stream).unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert_eq!(answer.status, 413, "attempt {attempt}: {}", answer.body);
+    }
+}

@@ -5,16 +5,16 @@
 //! `wasClean` and the code: a client's Close is answered with the same code (tungstenite queues
 //! that echo; it goes out on the next flush, as a Close sent after it would be refused); a
 //! protocol error (1002), text that is not UTF-8 (1007) or a frame too big (1009) gets a Close
-//! with its code. Then the server ends the TCP connection with a lingering close: FIN first, the
-//! client's last bytes read and dropped, so no unread input turns the close into a reset that
-//! could lose the Close frame on its way.
+//! with its code. Then the server ends the TCP connection with its lingering close
+//! (src/lingering.rs), so no unread input turns the close into a reset that could lose the Close
+//! frame on its way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -171,22 +171,15 @@ pub async fn serve<S>(
         };
         if ends_cleanly && sent.is_ok() {
             if let Ok(ws) = sink.reunite(stream) {
-                linger(ws.into_inner()).await;
+                // Through the upgrade to the connection's LingeringClose: FIN, then the client's
+                // last bytes (its own Close) read until it closes too.
+                let _ = ws.into_inner().shutdown().await;
             }
         }
     })
     .await;
     drop(membership);
     let _ = hub.send(&room, frames::notice(&room, "leave", &name)).await;
-}
-
-/// Ends the TCP connection from this side (FIN) and reads what the client still sends (its own
-/// Close, the rest of a bad frame) until it closes too: a socket dropped with unread input is
-/// reset, and a reset may reach the client before the Close frame sent just before it.
-async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
-    let _ = io.shutdown().await;
-    let mut discard = [0u8; 1024];
-    while let Ok(1..) = io.read(&mut discard).await {}
 }
 
 /// `reason` cut to what a Close frame holds, at a character boundary.
