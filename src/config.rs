@@ -89,8 +89,8 @@ pub struct Config {
     #[arg(long, env = "APP_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
-    /// Time a client has to send a complete request head; also how long an idle keep-alive connection
-    /// is kept (a front proxy's upstream keepalive_timeout must be shorter).
+    /// Time a client has to send a complete request head, else it is disconnected; also how long an
+    /// idle keep-alive connection is kept (a front proxy's upstream keepalive_timeout must be shorter).
     #[arg(long, env = "APP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
@@ -103,6 +103,18 @@ pub struct Config {
     #[arg(long, env = "APP_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
     pub max_body_bytes: u64,
+
+    /// Time a client has to send a request body once its head is in, extended by one second for
+    /// every --body-min-rate bytes received; a body still incomplete then gets 408 and the connection
+    /// is closed (a slow or endless body does not keep its --max-connections slot).
+    #[arg(long, env = "APP_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Bytes per second a request body must average beyond --body-timeout: each this many bytes
+    /// received earn one more second (0: the whole body must be in within --body-timeout).
+    #[arg(long, env = "APP_BODY_MIN_RATE", default_value_t = 4096,
+          value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
+    pub body_min_rate: u64,
 
     /// Open connections per process; a connection beyond it is answered 503 and closed at once.
     #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
@@ -118,7 +130,7 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65535))]
     pub backlog: u32,
 
-    /// Largest `cant` accepted by /api/randoms.
+    /// Largest `cant` accepted by /api/randoms; larger gets 400.
     #[arg(long, env = "APP_RANDOMS_MAX", default_value_t = 1_000_000_000,
           value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64 * 4))]
     pub randoms_max: u64,
@@ -162,7 +174,7 @@ pub struct Config {
     #[arg(long, env = "APP_TODOS_STORE", value_enum, ignore_case = true, default_value_t = StoreKind::Sqlite)]
     pub todos_store: StoreKind,
 
-    /// Largest `limit` of GET /v1/todos (also its default).
+    /// Largest `limit` of GET /v1/todos (also its default); larger gets 400.
     #[arg(long, env = "APP_TODOS_MAX_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub todos_max_limit: u32,
@@ -176,7 +188,21 @@ pub struct Config {
     #[arg(long, env = "APP_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub sqlite_busy_timeout: Duration,
 
-    /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame.
+    /// How long an `Idempotency-Key` of POST /v1/todos is remembered: a retry within it gets the
+    /// first answer again; after it, the same key creates a new todo.
+    #[arg(long, env = "APP_IDEMPOTENCY_RETENTION", default_value = "24h",
+          value_parser = parse_long_duration)]
+    pub idempotency_retention: Duration,
+
+    /// Most `Idempotency-Key`s remembered (per SQLite file or Redis); beyond, the oldest are
+    /// forgotten first, before their --idempotency-retention is over. (A key has at most 255
+    /// characters; a longer one gets 400.)
+    #[arg(long, env = "APP_IDEMPOTENCY_KEYS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub idempotency_keys: u32,
+
+    /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame, over
+    /// four times larger closes the socket with 1009.
     #[arg(long, env = "APP_CHAT_MAX_MESSAGE_BYTES", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
     pub chat_max_message_bytes: u32,
@@ -254,6 +280,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A long duration: what `parse_duration` takes, or humantime's forms with larger units (`24h`,
+/// `7days`). (Not every duration takes hours: a drain of hours is surely a typo.)
+fn parse_long_duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text).or_else(|_| match humantime::parse_duration(text.trim()) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        Ok(_) => Err("must be greater than zero".into()),
+        Err(_) => Err(format!("`{}` is not a duration such as 24h, 90m or 7days", text.trim())),
+    })
+}
+
 /// A duration that may be zero (`0`: do not wait).
 fn parse_wait(text: &str) -> Result<Duration, String> {
     match text.trim() {
@@ -286,6 +322,10 @@ mod tests {
         assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
         assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_wait("-1").is_err());
+        assert_eq!(parse_long_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_long_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert!(parse_long_duration("0h").is_err());
+        assert!(parse_long_duration("soon").is_err());
     }
 
     #[test]

@@ -4,12 +4,14 @@
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod lingering;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
 pub mod procfs;
 pub mod randoms;
 pub mod redis_link;
+pub mod request_body;
 pub mod routes;
 pub mod server;
 pub mod serving;

@@ -71,3 +71,11 @@ impl RedisLink {
         format!("{} db {}", info.addr, info.redis.db)
     }
 }
+
+/// Whether a command that failed with `error` may still be carried out by Redis: it was sent but
+/// no answer came (a timeout: Redis frozen or slow; or the connection broke while waiting), as
+/// opposed to never sent (no connection). The client is told which: "not done" invites a plain
+/// retry, "unknown" one that cannot do it twice.
+pub fn outcome_unknown(error: &RedisError) -> bool {
+    error.is_timeout() || error.is_connection_dropped()
+}

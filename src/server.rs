@@ -15,6 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 
 use crate::config::Config;
+use crate::lingering::LingeringClose;
+use crate::request_body::{BodyDeadline, RequestBody};
 use crate::routes;
 use crate::state::AppState;
 
@@ -118,14 +120,16 @@ async fn serve_http(
     let _ = stream.set_nodelay(true);
     let mut stop = context.stop.clone();
     let drain_timeout = app.config.drain_timeout;
+    let body_deadline = BodyDeadline { timeout: app.config.body_timeout, min_rate: app.config.body_min_rate };
     let requests = Arc::new(AtomicU64::new(0));
     let first_request = Arc::new(Notify::new());
     let service = {
         let (requests, first_request, draining) = (requests.clone(), first_request.clone(), stop.clone());
-        service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             if requests.fetch_add(1, Ordering::Relaxed) == 0 {
                 first_request.notify_one();
             }
+            let mut req = req.map(|body| RequestBody::new(body, body_deadline));
             req.extensions_mut().insert(context.clone());
             let (app, draining) = (app.clone(), draining.clone());
             async move {
@@ -142,7 +146,8 @@ async fn serve_http(
             }
         })
     };
-    let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection =
+        http.serve_connection(TokioIo::new(LingeringClose::new(stream)), service).with_upgrades();
     tokio::pin!(connection);
 
     tokio::select! {

@@ -75,3 +75,38 @@ fn a_message_through_nginx_reaches_a_client_of_another_instance() {
     );
     assert_eq!(created.status, 201, "{}", created.body);
 }
+
+/// Opens a chat socket in the page that `then` (JavaScript, with the socket as `ws`) acts on once
+/// open, and records its close event in `window.chatClosed`.
+fn chat_socket_in_the_page(then: &str) -> String {
+    format!(
+        "window.chatClosed = null;
+         const ws = new WebSocket(`ws://${{location.host}}/ws?room=lobby&name=browser`);
+         ws.onopen = () => {{ {then} }};
+         ws.onclose = (e) => {{ window.chatClosed = {{ clean: e.wasClean, code: e.code, reason: e.reason }}; }};"
+    )
+}
+
+#[test]
+fn a_browser_sees_clean_closes_with_their_codes() {
+    let data = TempDir::new();
+    let app =
+        App::activated(&["--data-dir", data.0.to_str().unwrap(), "--chat-max-message-bytes", "64"]).ready();
+    let driver = ChromeDriver::start();
+    let browser = driver.session();
+    browser.goto(&format!("http://{}/", app.addr));
+    let closed = "return window.chatClosed;";
+
+    // The page closes: the server answers with the same code.
+    browser.execute(&chat_socket_in_the_page("ws.close(4000, 'bye');"));
+    let seen = browser.wait_for_script("the close event of a close the page asked for", closed);
+    assert_eq!(seen["clean"], true, "{seen}");
+    assert_eq!(seen["code"], 4000, "{seen}");
+
+    // The server closes: a message above four times the limit is refused with 1009.
+    browser.execute(&chat_socket_in_the_page("ws.send('x'.repeat(1000));"));
+    let seen = browser.wait_for_script("the close event of a close the server began", closed);
+    assert_eq!(seen["clean"], true, "{seen}");
+    assert_eq!(seen["code"], 1009, "{seen}");
+    assert_eq!(app.get("/healthz").status, 200);
+}

@@ -9,6 +9,7 @@ use support::chat::{self, ChatClient};
 use support::redis::Redis;
 use support::*;
 use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 fn app(extra: &[&str]) -> (App, TempDir) {
@@ -276,4 +277,42 @@ fn chat_sockets_and_messages_are_counted_in_metrics() {
     eventually("the gauge goes down when the socket closes", || {
         app.get("/metrics").body.contains("app_chat_connections_open 0\n")
     });
+}
+
+#[test]
+fn a_client_close_is_answered_with_its_code_then_the_connection_closes() {
+    let (app, _data) = app(&[]);
+    let mut socket = chat::open(app.addr, "lobby", "alice");
+    socket.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let bye = CloseFrame { code: CloseCode::Library(4000), reason: "bye".into() };
+    socket.close(Some(bye)).unwrap();
+    let echoed = loop {
+        match socket.read() {
+            Ok(Message::Close(frame)) => break frame,
+            Ok(_) => continue, // The join notice, sent before the close.
+            Err(error) => panic!("the close was not answered with a close: {error}"),
+        }
+    };
+    assert_eq!(echoed.map(|f| f.code), Some(CloseCode::Library(4000)), "RFC 6455 5.5.1: the code echoed");
+    // Then the server closes the TCP connection, cleanly (FIN, not a reset).
+    match socket.read() {
+        Err(tungstenite::Error::ConnectionClosed) => {}
+        other => panic!("the connection did not end cleanly after the close handshake: {other:?}"),
+    }
+    assert_eq!(app.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_message_unanswered_by_a_frozen_redis_is_reported_as_delivery_unknown() {
+    let redis = Redis::start();
+    let (app, _data) = app(&["--redis-url", &redis.url()]);
+    let mut alice = ChatClient::join(app.addr, "lobby", "alice");
+    redis.freeze();
+    alice.say("in limbo");
+    let refusal = alice.expect("an error frame once the publish times out", |f| f["error"].is_string());
+    let problem = refusal["error"].as_str().unwrap();
+    assert!(problem.contains("delivery unknown") && !problem.contains("not delivered"), "{refusal}");
+    redis.thaw();
+    // Redis carries out the publish it received while frozen: the message does reach the room.
+    alice.expect("the message, delivered after all", is_message("in limbo"));
 }

@@ -78,3 +78,80 @@ fn a_socket_it_binds_itself_gets_the_backlog_asked_for() {
     let send_q = line.split_whitespace().nth(2);
     assert_eq!(send_q, Some("7"), "{line}");
 }
+
+/// Sends the head of a todo POST with `framing` (a content-length or chunked), then `piece` every
+/// 20 ms (at most 500 times) until the server closes; returns what it answered.
+fn trickle(app: &App, framing: &str, piece: &'static [u8]) -> Response {
+    let mut stream = TcpStream::connect(app.addr).unwrap();
+    let head =
+        format!("POST /v1/todos HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n{framing}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let trickler = std::thread::spawn(move || {
+        for _ in 0..500 {
+            if writer.write_all(piece).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let answer = read_until_closed(&mut stream).expect("answered and closed, not left hanging");
+    trickler.join().unwrap();
+    answer
+}
+
+#[test]
+fn a_body_that_trickles_gets_408_and_its_connection_slot_back() {
+    // 500 ms, plus a second per 1000 bytes: 50 bytes a second is far too slow.
+    let args = ["--body-timeout", "500ms", "--body-min-rate", "1000", "--max-connections", "1"];
+    let app = App::activated(&args).ready();
+    let answer = trickle(&app, "content-length: 1000", b"{");
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    assert_eq!(answer.header("connection"), Some("close"));
+    assert!(answer.error().contains("too slow"), "{}", answer.body);
+    assert_eq!(app.get("/healthz").status, 200, "the only connection slot is free again");
+}
+
+#[test]
+fn a_chunked_body_that_never_ends_gets_408() {
+    let app = App::activated(&["--body-timeout", "500ms", "--max-connections", "1"]).ready();
+    let answer = trickle(&app, "transfer-encoding: chunked", b"1\r\n \r\n");
+    assert_eq!(answer.status, 408, "{}", answer.body);
+    assert_eq!(app.get("/healthz").status, 200);
+}
+
+#[test]
+fn a_body_that_stops_gets_408() {
+    let app = App::activated(&["--body-timeout", "300ms", "--body-min-rate", "0"]).ready();
+    let mut stream = TcpStream::connect(app.addr).unwrap();
+    let head = "POST /v1/todos HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\ncontent-length: 20\r\n\r\n{\"ti";
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    let answer = read_response(&mut stream).unwrap();
+    assert_eq!(answer.status, 408);
+    assert!(answer.error().contains("4 bytes"), "{}", answer.body);
+}
+
+#[test]
+fn a_refused_upload_still_being_sent_gets_its_413_not_a_reset() {
+    let app = App::activated(&[]).ready();
+    // 16 MiB, over the 16 KiB todo limit, chunked (so the size is known only while reading), sent
+    // whole before the answer is read, as curl does: a server that closes with that input unread
+    // resets the connection, the client's next write fails, and it never reads the 413.
+    let chunk = format!("10000\r\n{}\r\n", " ".repeat(0x10000));
+    for attempt in 0..3 {
+        let mut stream = TcpStream::connect(app.addr).unwrap();
+        let head = "POST /v1/todos HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n\
+                    transfer-encoding: chunked\r\n\r\n";
+        stream.write_all(head.as_bytes()).unwrap();
+        for _ in 0..256 {
+            let sent = stream.write_all(chunk.as_bytes());
+            sent.unwrap_or_else(|e| panic!("attempt {attempt}: the upload was cut off: {e}"));
+        }
+        stream.write_all(b"0\r\n\r\n").unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let answer = read_response(&mut stream).unwrap_or_else(|e| panic!("attempt {attempt}: {e}"));
+        assert_eq!(answer.status, 413, "attempt {attempt}: {}", answer.body);
+    }
+}

@@ -179,3 +179,38 @@ fn a_randoms_request_is_refused_when_no_slot_frees_in_time() {
     assert_eq!(refused.status, 503);
     assert!(refused.error().contains("none ended within 200ms"), "{}", refused.body);
 }
+
+#[test]
+fn a_query_value_that_is_not_utf8_is_a_400_naming_its_parameter() {
+    let app = App::activated(&[]).ready();
+    for path in
+        ["/api/randoms?cant=%FF", "/v1/todos?limit=%C3%28", "/ws?room=%FE&name=a", "/info?x=1&cant=%FF"]
+    {
+        let response = app.get(path);
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        assert!(response.error().contains("not percent-encoded UTF-8"), "{path}: {}", response.body);
+    }
+    assert!(app.get("/api/randoms?cant=%FF").error().contains("`cant`"));
+    // Every route decodes its query the same way.
+    let counts = app.get("/api/randoms?cant=%35").json();
+    assert_eq!(counts.as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum::<u64>(), 5);
+    assert_eq!(app.get("/v1/todos?limit=%35").json()["limit"], 5);
+}
+
+#[test]
+fn an_http_1_1_request_needs_exactly_one_host() {
+    let app = App::activated(&[]).ready();
+    let no_host = raw_request(app.addr, b"GET /healthz HTTP/1.1\r\nconnection: close\r\n\r\n").unwrap();
+    assert_eq!(no_host.status, 400);
+    assert!(no_host.error().contains("needs a Host header"), "{}", no_host.body);
+    let two = b"GET /healthz HTTP/1.1\r\nhost: a\r\nhost: b\r\nconnection: close\r\n\r\n";
+    let two_hosts = raw_request(app.addr, two).unwrap();
+    assert_eq!(two_hosts.status, 400);
+    assert!(two_hosts.error().contains("more than one Host"), "{}", two_hosts.body);
+    let bad =
+        raw_request(app.addr, b"GET /healthz HTTP/1.1\r\nhost: a@b\r\nconnection: close\r\n\r\n").unwrap();
+    assert_eq!(bad.status, 400);
+    // HTTP/1.0 had no Host header: its absence there is fine.
+    assert_eq!(raw_request(app.addr, b"GET /healthz HTTP/1.0\r\n\r\n").unwrap().status, 200);
+    assert_eq!(app.get("/healthz").status, 200);
+}

@@ -262,3 +262,145 @@ fn with_redis_away_todos_and_health_say_503_and_recover() {
     });
     assert_eq!(app.get("/healthz").status, 200);
 }
+
+#[test]
+fn an_id_has_one_canonical_form() {
+    let data = TempDir::new();
+    let app = app_with_data(&data, &[]);
+    let mut last = create(&app, "first");
+    while last["id"].as_i64().unwrap() < 5 {
+        last = create(&app, "more");
+    }
+    assert_eq!(app.get("/v1/todos/5").status, 200);
+    for other in ["/v1/todos/05", "/v1/todos/+5", "/v1/todos/%2B5", "/v1/todos/5.0", "/v1/todos/0x5"] {
+        let response = app.get(other);
+        assert_eq!(response.status, 404, "{other}: {}", response.body);
+        assert!(response.error().contains("no todo"), "{other}: {}", response.body);
+    }
+}
+
+/// `POST /v1/todos` of `title` with `Idempotency-Key: key`.
+fn create_once(addr: std::net::SocketAddr, key: &str, title: &str) -> Response {
+    let body = json!({ "title": title }).to_string();
+    let headers = [("content-type", "application/json"), ("idempotency-key", key)];
+    request(addr, "POST", "/v1/todos", &headers, body.as_bytes())
+}
+
+fn a_retry_with_the_same_idempotency_key_gets_the_first_answer(app: &App) {
+    let first = create_once(app.addr, r#""order-1""#, "buy milk");
+    assert_eq!(first.status, 201, "{}", first.body);
+    let again = create_once(app.addr, r#""order-1""#, "buy milk");
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert_eq!(again.json(), first.json(), "the first answer again, not a second todo");
+    assert_eq!(again.header("location"), first.header("location"));
+    // The bare form of the same key is the same key.
+    assert_eq!(create_once(app.addr, "order-1", "buy milk").json()["id"], first.json()["id"]);
+    // Patched since: a retry still gets the creation's answer.
+    let path = first.header("location").unwrap().to_string();
+    assert_eq!(send_json(app.addr, "PATCH", &path, &json!({ "completed": true })).status, 200);
+    assert_eq!(create_once(app.addr, "order-1", "buy milk").json(), first.json());
+    assert_eq!(app.get("/v1/todos").json()["total"], 1);
+
+    let reused = create_once(app.addr, "order-1", "buy bread");
+    assert_eq!(reused.status, 422, "{}", reused.body);
+    assert!(reused.error().contains("another title"), "{}", reused.body);
+    let other = create_once(app.addr, "order-2", "buy milk");
+    assert_eq!(other.status, 201);
+    assert_ne!(other.json()["id"], first.json()["id"]);
+
+    for bad in [format!("\"{}\"", "k".repeat(256)), r#""""#.to_string(), r#""unclosed"#.to_string()] {
+        let refused = create_once(app.addr, &bad, "x");
+        assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
+        assert!(refused.error().contains("Idempotency-Key"), "{}", refused.body);
+    }
+    let headers = [("content-type", "application/json"), ("idempotency-key", "a"), ("idempotency-key", "b")];
+    assert_eq!(request(app.addr, "POST", "/v1/todos", &headers, br#"{"title":"x"}"#).status, 400);
+    assert_eq!(app.get("/v1/todos").json()["total"], 2);
+}
+
+#[test]
+fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_from_sqlite() {
+    let data = TempDir::new();
+    a_retry_with_the_same_idempotency_key_gets_the_first_answer(&app_with_data(&data, &[]));
+}
+
+#[test]
+fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_from_redis() {
+    let redis = Redis::start();
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
+    a_retry_with_the_same_idempotency_key_gets_the_first_answer(&app);
+}
+
+/// Keys are kept for `--idempotency-retention` and at most `--idempotency-keys` of them.
+fn idempotency_keys_are_bounded_in_number_and_time(extra: &[&str]) {
+    let data = TempDir::new();
+    let mut args = vec!["--idempotency-keys", "2"];
+    args.extend_from_slice(extra);
+    let app = app_with_data(&data, &args);
+    let first = create_once(app.addr, "k1", "one").json()["id"].clone();
+    create_once(app.addr, "k2", "two");
+    assert_eq!(create_once(app.addr, "k1", "one").json()["id"], first, "two keys are remembered");
+    create_once(app.addr, "k3", "three");
+    let forgotten = create_once(app.addr, "k1", "one");
+    assert_eq!(forgotten.status, 201);
+    assert_ne!(forgotten.json()["id"], first, "the oldest of three keys is forgotten");
+
+    let short = app_with_data(&TempDir::new(), &[&["--idempotency-retention", "300ms"], extra].concat());
+    let kept = create_once(short.addr, "k", "t").json()["id"].clone();
+    eventually("the key is forgotten after its retention", || {
+        create_once(short.addr, "k", "t").json()["id"] != kept
+    });
+}
+
+#[test]
+fn idempotency_keys_are_bounded_in_sqlite() {
+    idempotency_keys_are_bounded_in_number_and_time(&[]);
+}
+
+#[test]
+fn idempotency_keys_are_bounded_in_redis() {
+    let redis = Redis::start();
+    idempotency_keys_are_bounded_in_number_and_time(&["--redis-url", &redis.url(), "--todos-store", "redis"]);
+}
+
+#[test]
+fn a_write_left_unanswered_by_a_frozen_redis_is_not_duplicated_by_its_retry() {
+    let redis = Redis::start();
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
+    let before = create_once(app.addr, "before", "before");
+    assert_eq!(before.status, 201, "{}", before.body);
+
+    redis.freeze();
+    let unanswered = create_once(app.addr, "retry-me", "exactly once");
+    assert_eq!(unanswered.status, 503, "{}", unanswered.body);
+    assert!(unanswered.error().contains("may still be applied"), "{}", unanswered.body);
+    redis.thaw();
+    // Redis carries out the write it received while frozen: the 503 was not the whole story.
+    eventually("the unanswered write is applied once Redis wakes", || {
+        let page = app.get("/v1/todos");
+        page.status == 200 && page.json()["total"] == 2
+    });
+    let retried = create_once(app.addr, "retry-me", "exactly once");
+    assert_eq!(retried.status, 201, "{}", retried.body);
+    let page = app.get("/v1/todos").json();
+    assert_eq!(page["total"], 2, "the retry created no duplicate: {page}");
+    assert_eq!(page["items"][0]["id"], retried.json()["id"]);
+    assert_eq!(page["items"][0]["title"], "exactly once");
+}
+
+#[test]
+fn concurrent_retries_with_one_key_on_two_cluster_workers_create_one_todo() {
+    let data = TempDir::new();
+    let app = app_with_data(&data, &["--mode", "cluster", "--workers", "2"]);
+    let addr = app.addr;
+    let retries: Vec<_> =
+        (0..8).map(|_| std::thread::spawn(move || create_once(addr, "same-key", "raced"))).collect();
+    let answers: Vec<Value> = retries.into_iter().map(|r| r.join().unwrap()).map(|r| r.json()).collect();
+    assert!(answers.iter().all(|answer| answer == &answers[0]), "{answers:?}");
+    // Whichever worker answers, one todo.
+    for _ in 0..4 {
+        assert_eq!(app.get("/v1/todos").json()["total"], 1);
+    }
+}

@@ -38,8 +38,8 @@ impl Hub {
         self.rooms.join(room)
     }
 
-    /// Sends `frame` to every client of `room`, on every process when relayed. An error means it
-    /// reached no one (the client is told so).
+    /// Sends `frame` to every client of `room`, on every process when relayed. An error says
+    /// whether it reached no one or may yet reach the room (the client is told which).
     async fn send(&self, room: &str, frame: String) -> Result<(), String> {
         match &self.relay {
             Some(relay) => relay.publish(room, frame).await,

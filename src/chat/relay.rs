@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::rooms::Rooms;
-use crate::redis_link::{RedisLink, TIMEOUT};
+use crate::redis_link::{outcome_unknown, RedisLink, TIMEOUT};
 
 const CHANNEL_PREFIX: &str = "app:chat:";
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -41,6 +41,8 @@ impl Relay {
 
     pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
         const AWAY: &str = "chat relay (Redis) is unreachable; message not delivered, try again shortly";
+        const UNKNOWN: &str = "chat relay (Redis) did not answer in time; delivery unknown: \
+                               the message may still reach the room";
         if !*self.subscribed.borrow() {
             return Err(AWAY.into());
         }
@@ -55,7 +57,7 @@ impl Relay {
             .await;
         published.map(drop).map_err(|error| {
             tracing::warn!(%error, "chat publish failed");
-            AWAY.to_string()
+            if outcome_unknown(&error) { UNKNOWN } else { AWAY }.to_string()
         })
     }
 }

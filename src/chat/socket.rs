@@ -1,13 +1,22 @@
 //! One chat client's socket, from join to close: reads its messages (size, rate, shape), writes
 //! what its room receives, pings it, and closes it with 1001 when the server drains.
+//!
+//! Every end but a vanished peer completes RFC 6455's closing handshake, so a browser reports
+//! `wasClean` and the code: a client's Close is answered with the same code (tungstenite queues
+//! that echo; it goes out on the next flush, as a Close sent after it would be refused); a
+//! protocol error (1002), text that is not UTF-8 (1007) or a frame too big (1009) gets a Close
+//! with its code. Then the server ends the TCP connection with its lingering close
+//! (src/lingering.rs), so no unread input turns the close into a reset that could lose the Close
+//! frame on its way.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
@@ -17,8 +26,11 @@ use super::frames;
 use super::limits::RateLimiter;
 use crate::state::AppState;
 
-/// How long a close frame may take to go out before the connection is simply dropped.
+/// How long the close may take (the frame going out, then the client's last bytes) before the
+/// connection is simply dropped.
 const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
+/// Longest reason in a Close frame: its payload is at most 125 bytes, 2 of them the code.
+const MAX_REASON_BYTES: usize = 123;
 
 /// Why a socket ends, and the close frame it gets (none when the peer cannot take one).
 enum End {
@@ -26,8 +38,23 @@ enum End {
     Draining,
     TooSlow,
     Silent,
-    TooBig,
+    /// The client broke the protocol: the code (1002, 1007, 1009) and why.
+    Failed(CloseCode, String),
     Broken,
+}
+
+impl End {
+    /// How a read error ends the socket.
+    fn from_error(error: WsError) -> End {
+        match error {
+            WsError::Capacity(_) => End::Failed(CloseCode::Size, "message too big".into()),
+            WsError::Utf8(_) => End::Failed(CloseCode::Invalid, "text frame is not valid UTF-8".into()),
+            // The peer went away without a Close: nobody to send one to.
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => End::Broken,
+            WsError::Protocol(problem) => End::Failed(CloseCode::Protocol, problem.to_string()),
+            _ => End::Broken,
+        }
+    }
 }
 
 pub async fn serve<S>(
@@ -79,8 +106,7 @@ pub async fn serve<S>(
                 }
                 Ok(Message::Close(_)) => return End::ClientClosed,
                 Ok(_) => continue, // Pings are answered by tungstenite; pongs only count as heard.
-                Err(WsError::Capacity(_)) => return End::TooBig,
-                Err(_) => return End::Broken,
+                Err(error) => return End::from_error(error),
             };
             if !limiter.allow() {
                 let refusal = format!(
@@ -123,24 +149,61 @@ pub async fn serve<S>(
         _ = membership.kicked.notified() => End::TooSlow,
         _ = stop.wait_for(|stopped| *stopped) => End::Draining,
     };
-    let close = |code: CloseCode, reason: &'static str| Some(CloseFrame { code, reason: reason.into() });
+    let close = |code: CloseCode, reason: &str| CloseFrame { code, reason: truncated(reason).into() };
+    let ends_cleanly = !matches!(end, End::Silent | End::Broken);
     let frame = match end {
-        End::Draining => close(CloseCode::Away, "server shutting down; reconnect"),
+        End::Draining => Some(close(CloseCode::Away, "server shutting down; reconnect")),
         End::TooSlow => {
             tracing::info!(%room, %name, "chat client too slow: its queue filled; disconnected");
-            close(CloseCode::Policy, "too slow: messages queued beyond the limit")
+            Some(close(CloseCode::Policy, "too slow: messages queued beyond the limit"))
         }
-        End::TooBig => close(CloseCode::Size, "message too big"),
-        End::ClientClosed => close(CloseCode::Normal, ""),
-        End::Silent | End::Broken => None,
+        End::Failed(code, problem) => {
+            tracing::debug!(%room, %name, %problem, "chat client broke the protocol; closing");
+            Some(close(code, &problem))
+        }
+        End::ClientClosed | End::Silent | End::Broken => None,
     };
-    if let Some(frame) = frame {
-        let _ = tokio::time::timeout(CLOSE_DEADLINE, sink.send(Message::Close(Some(frame)))).await;
-    }
+    let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
+        let sent = match frame {
+            Some(frame) => sink.send(Message::Close(Some(frame))).await,
+            // The echo of the client's Close, queued by tungstenite.
+            None => sink.flush().await,
+        };
+        if ends_cleanly && sent.is_ok() {
+            if let Ok(ws) = sink.reunite(stream) {
+                // Through the upgrade to the connection's LingeringClose: FIN, then the client's
+                // last bytes (its own Close) read until it closes too.
+                let _ = ws.into_inner().shutdown().await;
+            }
+        }
+    })
+    .await;
     drop(membership);
     let _ = hub.send(&room, frames::notice(&room, "leave", &name)).await;
 }
 
+/// `reason` cut to what a Close frame holds, at a character boundary.
+fn truncated(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 fn error_frame(problem: &str) -> Message {
     Message::text(frames::error(problem))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(truncated("short"), "short");
+        let long = "é".repeat(100);
+        let cut = truncated(&long);
+        assert!(cut.len() <= MAX_REASON_BYTES && long.starts_with(cut), "{}", cut.len());
+    }
 }

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
@@ -13,15 +12,16 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use super::{error, query_param, Body, Response};
+use super::query::Query;
+use super::{error, Body, Response};
 use crate::chat;
+use crate::request_body::RequestBody;
 use crate::server::ConnectionContext;
 use crate::state::AppState;
 
-pub fn upgrade(app: Arc<AppState>, mut req: Request<Incoming>) -> Response {
-    let query = req.uri().query();
-    let names = chat::valid_name("room", query_param(query, "room").as_deref())
-        .and_then(|room| Ok((room, chat::valid_name("name", query_param(query, "name").as_deref())?)));
+pub fn upgrade(app: Arc<AppState>, mut req: Request<RequestBody>, query: &Query) -> Response {
+    let names = chat::valid_name("room", query.get("room"))
+        .and_then(|room| Ok((room, chat::valid_name("name", query.get("name"))?)));
     let (room, name) = match names {
         Ok(names) => names,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),

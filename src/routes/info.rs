@@ -4,16 +4,16 @@
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT};
 use hyper::{Request, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{with_type, Response};
+use crate::request_body::RequestBody;
 use crate::state::AppState;
 
-pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Response {
+pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Response {
     let client = super::client(app, req, peer);
     let info = describe(app, &client.to_string());
     let mut response = if wants_html(req.headers().get(ACCEPT)) {

@@ -3,13 +3,13 @@
 
 use std::net::SocketAddr;
 
-use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 
 use super::{error, with_type, Response};
+use crate::request_body::RequestBody;
 use crate::state::AppState;
 
-pub fn get(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> Response {
+pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Response {
     let client = super::client(app, req, peer);
     if !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
         return error(

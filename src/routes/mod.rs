@@ -1,9 +1,12 @@
 //! The router: which handler answers which method and path, and the JSON error shape they share.
 
 mod chat;
+mod host;
+mod idempotency;
 mod info;
 mod metrics;
 mod page;
+mod query;
 mod randoms;
 mod todos;
 
@@ -12,12 +15,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, StatusCode};
 
 use crate::metrics::RouteLabel;
+use crate::request_body::RequestBody;
 use crate::state::AppState;
+use query::Query;
 
 pub type Body = Full<Bytes>;
 pub type Response = hyper::Response<Body>;
@@ -72,7 +76,11 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
 
 /// Answers a request, with the label it is counted under in `/metrics`: its route's, or
 /// `unmatched` (so unknown paths cannot add series). The path is routed once, here.
-pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr) -> (RouteLabel, Response) {
+pub async fn handle(
+    app: Arc<AppState>,
+    req: Request<RequestBody>,
+    peer: SocketAddr,
+) -> (RouteLabel, Response) {
     let routed = route(req.uri().path());
     let label = routed.as_ref().map_or(RouteLabel::Unmatched, |(route, _)| route.label());
     (label, answer(app, req, peer, routed).await)
@@ -80,10 +88,13 @@ pub async fn handle(app: Arc<AppState>, req: Request<Incoming>, peer: SocketAddr
 
 async fn answer(
     app: Arc<AppState>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     peer: SocketAddr,
     routed: Option<(Route, &[Method])>,
 ) -> Response {
+    if let Some(problem) = host::problem(req.version(), req.headers()) {
+        return error(StatusCode::BAD_REQUEST, problem);
+    }
     if let Some(too_large) = refuse_declared_body(&app, &req) {
         return too_large;
     }
@@ -93,6 +104,10 @@ async fn answer(
     if !methods.contains(req.method()) {
         return method_not_allowed(&req, methods);
     }
+    let query = match Query::parse(req.uri().query()) {
+        Ok(query) => query,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
     match route {
         Route::Page => page::get(&app, &client(&app, &req, peer).to_string()),
         Route::Info => info::get(&app, &req, peer),
@@ -100,47 +115,22 @@ async fn answer(
             Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
             Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem),
         },
-        Route::Randoms => randoms::get(&app, &req).await,
+        Route::Randoms => randoms::get(&app, &query).await,
         Route::Metrics => metrics::get(&app, &req, peer),
-        Route::Todos => todos::collection(&app, req).await,
+        Route::Todos => todos::collection(&app, req, &query).await,
         Route::Todo(id) => todos::item(&app, req, &id).await,
-        Route::Chat => chat::upgrade(app, req),
+        Route::Chat => chat::upgrade(app, req, &query),
     }
-}
-
-/// The first value of `key` in a query string, percent-decoded (`+` is a space, as forms send it).
-pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    let (_, raw) =
-        query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(name, _)| *name == key)?;
-    let bytes = raw.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (escaped, bytes[i]) {
-            (Some(byte), _) => {
-                decoded.push(byte);
-                i += 2;
-            }
-            (None, b'+') => decoded.push(b' '),
-            (None, byte) => decoded.push(byte),
-        }
-        i += 1;
-    }
-    String::from_utf8(decoded).ok()
 }
 
 /// The client's address: the peer, or whom a trusted proxy's X-Forwarded-For names.
-fn client(app: &AppState, req: &Request<Incoming>, peer: SocketAddr) -> std::net::IpAddr {
+fn client(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> std::net::IpAddr {
     let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
     app.client_ip(peer.ip(), forwarded_for)
 }
 
 /// 413 before reading anything when the declared body is above `--max-body-bytes`.
-fn refuse_declared_body(app: &AppState, req: &Request<Incoming>) -> Option<Response> {
+fn refuse_declared_body(app: &AppState, req: &Request<RequestBody>) -> Option<Response> {
     let declared: u64 = req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
     let limit = app.config.max_body_bytes;
     (declared > limit).then(|| {
@@ -152,7 +142,7 @@ fn refuse_declared_body(app: &AppState, req: &Request<Incoming>) -> Option<Respo
 }
 
 /// 405 with `Allow` naming the methods the route answers.
-fn method_not_allowed(req: &Request<Incoming>, methods: &[Method]) -> Response {
+fn method_not_allowed(req: &Request<RequestBody>, methods: &[Method]) -> Response {
     let allowed = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
     let mut response = error(
         StatusCode::METHOD_NOT_ALLOWED,
@@ -178,17 +168,4 @@ pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -
 /// Every error the server answers: `{"error": "..."}` with its status.
 pub fn error(status: StatusCode, message: &str) -> Response {
     json(status, serde_json::json!({ "error": message }).to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_values_are_percent_decoded() {
-        assert_eq!(query_param(Some("room=a&name=Zo%C3%AB"), "name").as_deref(), Some("Zoë"));
-        assert_eq!(query_param(Some("name=a+b%2"), "name").as_deref(), Some("a b%2"));
-        assert_eq!(query_param(Some("room=x"), "name"), None);
-        assert_eq!(query_param(None, "name"), None);
-    }
 }

@@ -4,10 +4,10 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
-use hyper::{Request, StatusCode};
+use hyper::StatusCode;
 
+use super::query::Query;
 use super::{error, json, Response};
 use crate::randoms;
 use crate::state::AppState;
@@ -15,8 +15,8 @@ use crate::state::AppState;
 /// The seeds' default when `cant` is not given.
 const DEFAULT_CANT: u64 = 100_000_000;
 
-pub async fn get(app: &AppState, req: &Request<Incoming>) -> Response {
-    let cant = match parse_cant(req.uri().query(), app.config.randoms_max) {
+pub async fn get(app: &AppState, query: &Query) -> Response {
+    let cant = match parse_cant(query.get("cant"), app.config.randoms_max) {
         Ok(cant) => cant,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
@@ -58,8 +58,9 @@ impl Drop for CancelOnDrop {
     }
 }
 
-fn parse_cant(query: Option<&str>, max: u64) -> Result<u64, String> {
-    let Some(text) = super::query_param(query, "cant") else {
+/// `cant` as given (decoded), checked: absent is the seeds' default.
+fn parse_cant(given: Option<&str>, max: u64) -> Result<u64, String> {
+    let Some(text) = given else {
         return Ok(DEFAULT_CANT.min(max));
     };
     let cant: i128 =
@@ -77,17 +78,21 @@ fn parse_cant(query: Option<&str>, max: u64) -> Result<u64, String> {
 mod tests {
     use super::*;
 
+    fn parse_query(raw: Option<&str>, max: u64) -> Result<u64, String> {
+        parse_cant(Query::parse(raw).unwrap().get("cant"), max)
+    }
+
     #[test]
     fn cant_is_checked_against_its_bounds() {
-        assert_eq!(parse_cant(None, 1_000_000_000), Ok(100_000_000));
-        assert_eq!(parse_cant(Some("cant=5&x=1"), 10), Ok(5));
-        assert_eq!(parse_cant(Some("x=1&cant=10"), 10), Ok(10));
-        assert!(parse_cant(Some("cant=11"), 10).unwrap_err().contains("at most 10"));
-        assert!(parse_cant(Some("cant=0"), 10).unwrap_err().contains("at least 1"));
-        assert!(parse_cant(Some("cant=-3"), 10).unwrap_err().contains("at least 1"));
-        assert!(parse_cant(Some("cant=abc"), 10).unwrap_err().contains("whole number"));
-        assert!(parse_cant(Some("cant="), 10).unwrap_err().contains("whole number"));
-        assert!(parse_cant(Some("cant=1.5"), 10).unwrap_err().contains("whole number"));
-        assert!(parse_cant(Some("cant=99999999999999999999999999999999999999999"), 10).is_err());
+        assert_eq!(parse_query(None, 1_000_000_000), Ok(100_000_000));
+        assert_eq!(parse_query(Some("cant=5&x=1"), 10), Ok(5));
+        assert_eq!(parse_query(Some("x=1&cant=10"), 10), Ok(10));
+        assert!(parse_query(Some("cant=11"), 10).unwrap_err().contains("at most 10"));
+        assert!(parse_query(Some("cant=0"), 10).unwrap_err().contains("at least 1"));
+        assert!(parse_query(Some("cant=-3"), 10).unwrap_err().contains("at least 1"));
+        assert!(parse_query(Some("cant=abc"), 10).unwrap_err().contains("whole number"));
+        assert!(parse_query(Some("cant="), 10).unwrap_err().contains("whole number"));
+        assert!(parse_query(Some("cant=1.5"), 10).unwrap_err().contains("whole number"));
+        assert!(parse_query(Some("cant=99999999999999999999999999999999999999999"), 10).is_err());
     }
 }

@@ -2,16 +2,17 @@
 //! same list. Bodies are small JSON objects, checked strictly: a client learns exactly what is wrong.
 
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error, json, Response};
+use super::query::Query;
+use super::{error, idempotency, json, Response};
+use crate::request_body::{BodyTimedOut, RequestBody};
 use crate::state::AppState;
-use crate::store::{Changes, Unavailable};
+use crate::store::{Changes, Created, Unavailable};
 
 /// Longest title, in characters, after trimming.
 pub const MAX_TITLE_CHARS: usize = 200;
@@ -30,11 +31,11 @@ struct Patch {
 }
 
 /// `GET`/`POST /v1/todos`.
-pub async fn collection(app: &AppState, req: Request<Incoming>) -> Response {
+pub async fn collection(app: &AppState, req: Request<RequestBody>, query: &Query) -> Response {
     if req.method() == Method::POST {
         return create(app, req).await;
     }
-    let (limit, offset) = match page(req.uri().query(), app.config.todos_max_limit) {
+    let (limit, offset) = match page(query, app.config.todos_max_limit) {
         Ok(page) => page,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
@@ -49,8 +50,8 @@ pub async fn collection(app: &AppState, req: Request<Incoming>) -> Response {
 }
 
 /// `GET`/`PATCH`/`DELETE /v1/todos/{id}`.
-pub async fn item(app: &AppState, req: Request<Incoming>, id: &str) -> Response {
-    let Some(id) = id.parse::<i64>().ok().filter(|id| *id > 0) else {
+pub async fn item(app: &AppState, req: Request<RequestBody>, id: &str) -> Response {
+    let Some(id) = canonical_id(id) else {
         return not_found(id);
     };
     let outcome = match *req.method() {
@@ -74,19 +75,28 @@ pub async fn item(app: &AppState, req: Request<Incoming>, id: &str) -> Response 
     }
 }
 
-async fn create(app: &AppState, req: Request<Incoming>) -> Response {
+async fn create(app: &AppState, req: Request<RequestBody>) -> Response {
+    let key = match idempotency::key(req.headers()) {
+        Ok(key) => key,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
     let title = match read_json::<New>(app, req).await.and_then(|new| valid_title(&new.title)) {
         Ok(title) => title,
         Err(refusal) => return refusal.into_response(),
     };
-    match app.todos.create(title).await {
-        Ok(todo) => {
+    match app.todos.create(title, key).await {
+        // A replay is the first answer again, byte for byte but the date.
+        Ok(Created::New(todo) | Created::Replayed(todo)) => {
             let mut response = json(StatusCode::CREATED, todo.to_json().to_string());
             if let Ok(location) = HeaderValue::from_str(&format!("/v1/todos/{}", todo.id)) {
                 response.headers_mut().insert(LOCATION, location);
             }
             response
         }
+        Ok(Created::KeyReused) => error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used for a request with another title; use a new key for a new todo",
+        ),
         Err(problem) => unavailable(problem),
     }
 }
@@ -120,7 +130,7 @@ fn valid_title(title: &str) -> Result<String, Refusal> {
 
 /// The body as `T`: JSON by content type (415), at most `--todos-max-body-bytes` (413), well formed
 /// (400 with line and column), with the fields `T` takes and no other (400).
-async fn read_json<T: DeserializeOwned>(app: &AppState, req: Request<Incoming>) -> Result<T, Refusal> {
+async fn read_json<T: DeserializeOwned>(app: &AppState, req: Request<RequestBody>) -> Result<T, Refusal> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !is_json(content_type) {
         let given = if content_type.is_empty() { "none".to_string() } else { format!("`{content_type}`") };
@@ -141,6 +151,9 @@ async fn read_json<T: DeserializeOwned>(app: &AppState, req: Request<Incoming>) 
     let body = match Limited::new(req.into_body(), limit as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(cause) if cause.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(cause) if cause.is::<BodyTimedOut>() => {
+            return Err(Refusal(StatusCode::REQUEST_TIMEOUT, cause.to_string()))
+        }
         Err(cause) => {
             return Err(Refusal(StatusCode::BAD_REQUEST, format!("could not read the body: {cause}")))
         }
@@ -160,23 +173,27 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// `limit` (1 to `max`, default `max`) and `offset` (default 0) from the query.
-fn page(query: Option<&str>, max: u32) -> Result<(u32, u64), String> {
-    let (mut limit, mut offset) = (max, 0);
-    for (key, value) in query.unwrap_or("").split('&').filter_map(|pair| pair.split_once('=')) {
-        match key {
-            "limit" => {
-                limit =
-                    value.parse().ok().filter(|limit| (1..=max).contains(limit)).ok_or_else(|| {
-                        format!("limit must be a whole number from 1 to {max}, not `{value}`")
-                    })?
-            }
-            "offset" => {
-                offset = value.parse().map_err(|_| format!("offset must be a whole number, not `{value}`"))?
-            }
-            _ => {}
-        }
-    }
+fn page(query: &Query, max: u32) -> Result<(u32, u64), String> {
+    let limit = match query.get("limit") {
+        None => max,
+        Some(value) => value
+            .parse()
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| format!("limit must be a whole number from 1 to {max}, not `{value}`"))?,
+    };
+    let offset = match query.get("offset") {
+        None => 0,
+        Some(value) => value.parse().map_err(|_| format!("offset must be a whole number, not `{value}`"))?,
+    };
     Ok((limit, offset))
+}
+
+/// An id written the one way the store writes it: decimal digits with no sign and no leading zero,
+/// so each todo has one URL (`/v1/todos/05` and `/v1/todos/+5` are not todo 5 but unknown).
+fn canonical_id(text: &str) -> Option<i64> {
+    let canonical = !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    canonical.then(|| text.parse().ok()).flatten()
 }
 
 /// A request refused before it reaches the store.
@@ -184,7 +201,12 @@ struct Refusal(StatusCode, String);
 
 impl Refusal {
     fn into_response(self) -> Response {
-        error(self.0, &self.1)
+        let mut response = error(self.0, &self.1);
+        if self.0 == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be coming: the connection cannot carry another request.
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
@@ -210,11 +232,22 @@ mod tests {
 
     #[test]
     fn pages_are_bounded() {
+        let page = |raw: Option<&str>, max| page(&Query::parse(raw).unwrap(), max);
         assert_eq!(page(None, 100), Ok((100, 0)));
         assert_eq!(page(Some("limit=5&offset=10"), 100), Ok((5, 10)));
         assert!(page(Some("limit=101"), 100).unwrap_err().contains("1 to 100"));
         assert!(page(Some("limit=0"), 100).is_err());
         assert!(page(Some("offset=-1"), 100).is_err());
+        assert_eq!(page(Some("limit=%35"), 100), Ok((5, 0)));
+    }
+
+    #[test]
+    fn an_id_has_one_form() {
+        assert_eq!(canonical_id("5"), Some(5));
+        assert_eq!(canonical_id("120"), Some(120));
+        for other in ["05", "+5", "-5", "0", "", " 5", "5 ", "0x5", "5.0", "99999999999999999999"] {
+            assert_eq!(canonical_id(other), None, "{other}");
+        }
     }
 
     #[test]

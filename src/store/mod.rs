@@ -27,6 +27,11 @@ pub struct Todo {
 }
 
 impl Todo {
+    /// A todo as created (and as its creation was answered): not completed, never updated.
+    fn fresh(id: i64, title: String, created_ms: i64) -> Todo {
+        Todo { id, title, completed: false, created_ms, updated_ms: created_ms }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "id": self.id,
@@ -43,6 +48,49 @@ impl Todo {
 pub struct Changes {
     pub title: Option<String>,
     pub completed: Option<bool>,
+}
+
+/// The `Idempotency-Key` of a creation: a retry with the same key gets the first creation's
+/// answer, never a second todo. Stores check and record it in the same atomic step as the insert,
+/// so a retry after an unanswered write (a 503 on a timeout) cannot make a duplicate.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub String);
+
+/// How long keys are kept and how many at most (`--idempotency-retention`, `--idempotency-keys`):
+/// the oldest go first, so the storage stays bounded whatever clients send.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    pub retention: Duration,
+    pub max_keys: u32,
+}
+
+impl KeyPolicy {
+    fn retention_ms(&self) -> i64 {
+        self.retention.as_millis().min(i64::MAX as u128) as i64
+    }
+}
+
+/// What a creation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new todo.
+    New(Todo),
+    /// The key was seen before with the same title: the todo it created, as it was answered then.
+    Replayed(Todo),
+    /// The key was seen before with another title: nothing created.
+    KeyReused,
+}
+
+impl Created {
+    /// The answer to a key seen before: `first` (the todo as first created) if `title` is the
+    /// one it was created with.
+    fn again(first: Todo, title: &str) -> Created {
+        if first.title == title {
+            Created::Replayed(first)
+        } else {
+            Created::KeyReused
+        }
+    }
 }
 
 /// One page of todos, newest first, and how many there are in all.
@@ -62,8 +110,9 @@ pub type Result<T> = std::result::Result<T, Unavailable>;
 /// The todo operations the handlers need. Futures are boxed so the trait can be a trait object.
 pub trait TodoStore: Send + Sync {
     fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Page>>;
-    /// Returns once the new todo is durable.
-    fn create(&self, title: String) -> BoxFuture<'_, Result<Todo>>;
+    /// Returns once the new todo is durable. With a key seen before (and still remembered),
+    /// creates nothing and says what the key did.
+    fn create(&self, title: String, key: Option<IdempotencyKey>) -> BoxFuture<'_, Result<Created>>;
     fn get(&self, id: i64) -> BoxFuture<'_, Result<Option<Todo>>>;
     fn update(&self, id: i64, changes: Changes) -> BoxFuture<'_, Result<Option<Todo>>>;
     /// Whether there was such a todo.
@@ -84,12 +133,13 @@ pub fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
 ) -> std::result::Result<Arc<dyn TodoStore>, String> {
+    let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
     match (config.todos_store, redis) {
-        (StoreKind::Redis, Some(link)) => Ok(Arc::new(RedisStore::new(link.clone()))),
+        (StoreKind::Redis, Some(link)) => Ok(Arc::new(RedisStore::new(link.clone(), keys))),
         (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
         (StoreKind::Sqlite, _) => {
             let store =
-                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout).map_err(|error| {
+                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, keys).map_err(|error| {
                     format!("cannot open the todo store in {}: {error}", config.data_dir().display())
                 })?;
             Ok(Arc::new(store))

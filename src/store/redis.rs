@@ -2,7 +2,9 @@
 //! newest-first listing, a counter for ids. Each write is one Lua script, so it is atomic, and an
 //! answer comes after Redis applied it. How durable that is is Redis's own setting: with
 //! `appendonly yes` and `appendfsync always` a 201 survives a Redis crash; the usual `everysec`
-//! may lose the last second.
+//! may lose the last second. An `Idempotency-Key` is checked and recorded by the creating script
+//! itself: a hash per key that expires after the retention, and a sorted set of keys by age that
+//! bounds their number.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,18 +12,43 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use redis::{AsyncCommands, Script};
 
-use super::{now_ms, Changes, Page, Result, Todo, TodoStore, Unavailable};
-use crate::redis_link::RedisLink;
+use super::{
+    now_ms, Changes, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore, Unavailable,
+};
+use crate::redis_link::{outcome_unknown, RedisLink};
 
 const IDS: &str = "app:todos";
 const NEXT_ID: &str = "app:todos:next-id";
 const ITEM: &str = "app:todo:";
+const KEY_RECORD: &str = "app:todos:idempotency:";
+const KEYS_BY_AGE: &str = "app:todos:idempotency-keys";
 
+/// KEYS: next id, ids, item prefix, key record prefix, keys by age. ARGV: title, now (ms), key
+/// ("" for none), retention (ms), most keys. Returns {id, title, created_at, replayed (0/1)}.
 const CREATE: &str = r"
+local key = ARGV[3]
+if key ~= '' then
+  local seen = redis.call('HMGET', KEYS[4] .. key, 'id', 'title', 'created_at')
+  if seen[1] then return {tonumber(seen[1]), seen[2], tonumber(seen[3]), 1} end
+end
 local id = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[3] .. id, 'title', ARGV[1], 'completed', '0', 'created_at', ARGV[2], 'updated_at', ARGV[2])
 redis.call('ZADD', KEYS[2], id, id)
-return id";
+if key ~= '' then
+  redis.call('HSET', KEYS[4] .. key, 'id', id, 'title', ARGV[1], 'created_at', ARGV[2])
+  redis.call('PEXPIRE', KEYS[4] .. key, ARGV[4])
+  redis.call('ZADD', KEYS[5], ARGV[2], key)
+  -- Index entries of records that expired by themselves; then the oldest beyond the bound.
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', string.format('(%d', ARGV[2] - ARGV[4]))
+  local excess = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[5])
+  if excess > 0 then
+    for _, old in ipairs(redis.call('ZRANGE', KEYS[5], 0, excess - 1)) do
+      redis.call('DEL', KEYS[4] .. old)
+    end
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, excess - 1)
+  end
+end
+return {id, ARGV[1], tonumber(ARGV[2]), 0}";
 
 const UPDATE: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
@@ -35,15 +62,17 @@ return 1";
 
 pub struct RedisStore {
     link: Arc<RedisLink>,
+    keys: KeyPolicy,
     create: Script,
     update: Script,
     delete: Script,
 }
 
 impl RedisStore {
-    pub fn new(link: Arc<RedisLink>) -> RedisStore {
+    pub fn new(link: Arc<RedisLink>, keys: KeyPolicy) -> RedisStore {
         RedisStore {
             link,
+            keys,
             create: Script::new(CREATE),
             update: Script::new(UPDATE),
             delete: Script::new(DELETE),
@@ -80,21 +109,26 @@ impl TodoStore for RedisStore {
         })
     }
 
-    fn create(&self, title: String) -> BoxFuture<'_, Result<Todo>> {
+    fn create(&self, title: String, key: Option<IdempotencyKey>) -> BoxFuture<'_, Result<Created>> {
         Box::pin(async move {
             let mut db = self.connection().await?;
-            let now = now_ms();
-            let id: i64 = self
+            let (id, first_title, created_ms, replayed): (i64, String, i64, i64) = self
                 .create
                 .key(NEXT_ID)
                 .key(IDS)
                 .key(ITEM)
+                .key(KEY_RECORD)
+                .key(KEYS_BY_AGE)
                 .arg(&title)
-                .arg(now)
+                .arg(now_ms())
+                .arg(key.as_ref().map_or("", |key| key.0.as_str()))
+                .arg(self.keys.retention_ms())
+                .arg(self.keys.max_keys)
                 .invoke_async(&mut db)
                 .await
                 .map_err(unavailable)?;
-            Ok(Todo { id, title, completed: false, created_ms: now, updated_ms: now })
+            let todo = Todo::fresh(id, first_title, created_ms);
+            Ok(if replayed == 1 { Created::again(todo, &title) } else { Created::New(todo) })
         })
     }
 
@@ -164,5 +198,11 @@ fn todo_from_fields(id: i64, fields: &HashMap<String, String>) -> Option<Todo> {
 
 fn unavailable(error: redis::RedisError) -> Unavailable {
     tracing::warn!(%error, "todo store (redis) error");
+    if outcome_unknown(&error) {
+        return Unavailable(format!(
+            "the todo store (redis) did not answer ({error}): a write may still be applied; \
+             retry it with the same Idempotency-Key to be sure it is applied once"
+        ));
+    }
     Unavailable(format!("the todo store (redis) failed: {error}"))
 }

@@ -15,7 +15,9 @@ use futures_util::future::BoxFuture;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
-use super::{now_ms, Changes, Page, Result, Todo, TodoStore, Unavailable};
+use super::{
+    now_ms, Changes, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore, Unavailable,
+};
 
 const FILE_NAME: &str = "todos.sqlite3";
 /// Writes committed in one transaction at most: bounds how long one commit holds the file lock.
@@ -31,20 +33,20 @@ pub struct SqliteStore {
 }
 
 enum Write {
-    Create { title: String, reply: oneshot::Sender<Result<Todo>> },
+    Create { title: String, key: Option<IdempotencyKey>, reply: oneshot::Sender<Result<Created>> },
     Update { id: i64, changes: Changes, reply: oneshot::Sender<Result<Option<Todo>>> },
     Delete { id: i64, reply: oneshot::Sender<Result<bool>> },
 }
 
 impl SqliteStore {
-    pub fn open(dir: &Path, busy_timeout: Duration) -> rusqlite::Result<SqliteStore> {
+    pub fn open(dir: &Path, busy_timeout: Duration, keys: KeyPolicy) -> rusqlite::Result<SqliteStore> {
         std::fs::create_dir_all(dir).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         let path = dir.join(FILE_NAME);
         let writer = prepare(&path, busy_timeout)?;
         let (writes, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || write_loop(writer, queue))
+            .spawn(move || write_loop(writer, queue, keys))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
         Ok(SqliteStore { path, busy_timeout, writes, readers: Arc::default() })
     }
@@ -95,9 +97,9 @@ impl TodoStore for SqliteStore {
         }))
     }
 
-    fn create(&self, title: String) -> BoxFuture<'_, Result<Todo>> {
+    fn create(&self, title: String, key: Option<IdempotencyKey>) -> BoxFuture<'_, Result<Created>> {
         let (reply, answer) = oneshot::channel();
-        Box::pin(self.write(Write::Create { title, reply }, answer))
+        Box::pin(self.write(Write::Create { title, key, reply }, answer))
     }
 
     fn get(&self, id: i64) -> BoxFuture<'_, Result<Option<Todo>>> {
@@ -167,7 +169,17 @@ fn create_schema(db: &Connection) -> rusqlite::Result<()> {
              completed INTEGER NOT NULL DEFAULT 0,
              created_at INTEGER NOT NULL,
              updated_at INTEGER NOT NULL
-         );",
+         );
+         -- Idempotency-Keys of creations: what each created, as it was answered. `seq` grows with
+         -- every key, so the newest --idempotency-keys are one range of the primary key.
+         CREATE TABLE IF NOT EXISTS idempotency_keys (
+             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+             key TEXT NOT NULL UNIQUE,
+             todo_id INTEGER NOT NULL,
+             title TEXT NOT NULL,
+             created_at INTEGER NOT NULL
+         );
+         CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);",
     )
 }
 
@@ -190,7 +202,7 @@ fn select(db: &Connection, id: i64) -> rusqlite::Result<Option<Todo>> {
 /// The writer thread: each round takes every queued write (up to MAX_BATCH), runs them in one
 /// IMMEDIATE transaction and answers them only after the commit, so an answer is never ahead of
 /// the disk.
-fn write_loop(mut db: Connection, queue: mpsc::Receiver<Write>) {
+fn write_loop(mut db: Connection, queue: mpsc::Receiver<Write>, keys: KeyPolicy) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -199,7 +211,7 @@ fn write_loop(mut db: Connection, queue: mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        match commit_batch(&mut db, &batch) {
+        match commit_batch(&mut db, &batch, keys) {
             Ok(results) => {
                 for (write, result) in batch.into_iter().zip(results) {
                     answer(write, result.map_err(unavailable));
@@ -218,33 +230,40 @@ fn write_loop(mut db: Connection, queue: mpsc::Receiver<Write>) {
 
 /// What one write produced inside the transaction.
 enum Done {
+    Created(Created),
     Todo(Option<Todo>),
     Deleted(bool),
 }
 
-fn commit_batch(db: &mut Connection, batch: &[Write]) -> rusqlite::Result<Vec<rusqlite::Result<Done>>> {
+fn commit_batch(
+    db: &mut Connection,
+    batch: &[Write],
+    keys: KeyPolicy,
+) -> rusqlite::Result<Vec<rusqlite::Result<Done>>> {
     let transaction = db.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let results = batch.iter().map(|write| apply(&transaction, write)).collect();
+    let results = batch.iter().map(|write| apply(&transaction, write, keys)).collect();
     transaction.commit()?;
     Ok(results)
 }
 
-fn apply(db: &Connection, write: &Write) -> rusqlite::Result<Done> {
+fn apply(db: &Connection, write: &Write, keys: KeyPolicy) -> rusqlite::Result<Done> {
     let now = now_ms();
     match write {
-        Write::Create { title, .. } => {
+        Write::Create { title, key, .. } => {
+            if let Some(key) = key {
+                if let Some(first) = remembered(db, key, now, keys)? {
+                    return Ok(Done::Created(Created::again(first, title)));
+                }
+            }
             db.prepare_cached(
                 "INSERT INTO todos (title, completed, created_at, updated_at) VALUES (?1, 0, ?2, ?2)",
             )?
             .execute(params![title, now])?;
-            let id = db.last_insert_rowid();
-            Ok(Done::Todo(Some(Todo {
-                id,
-                title: title.clone(),
-                completed: false,
-                created_ms: now,
-                updated_ms: now,
-            })))
+            let todo = Todo::fresh(db.last_insert_rowid(), title.clone(), now);
+            if let Some(key) = key {
+                remember(db, key, &todo, keys)?;
+            }
+            Ok(Done::Created(Created::New(todo)))
         }
         Write::Update { id, changes, .. } => {
             db.prepare_cached(
@@ -261,19 +280,46 @@ fn apply(db: &Connection, write: &Write) -> rusqlite::Result<Done> {
     }
 }
 
+/// The todo `key` created (as first answered), if it is still remembered: keys older than the
+/// retention are forgotten here first.
+fn remembered(
+    db: &Connection,
+    key: &IdempotencyKey,
+    now: i64,
+    keys: KeyPolicy,
+) -> rusqlite::Result<Option<Todo>> {
+    db.prepare_cached("DELETE FROM idempotency_keys WHERE created_at < ?1")?
+        .execute([now.saturating_sub(keys.retention_ms())])?;
+    db.prepare_cached("SELECT todo_id, title, created_at FROM idempotency_keys WHERE key = ?1")?
+        .query_row([&key.0], |row| Ok(Todo::fresh(row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()
+}
+
+/// Records that `key` created `todo`, and forgets the oldest keys beyond the bound.
+fn remember(db: &Connection, key: &IdempotencyKey, todo: &Todo, keys: KeyPolicy) -> rusqlite::Result<()> {
+    db.prepare_cached(
+        "INSERT INTO idempotency_keys (key, todo_id, title, created_at) VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![key.0, todo.id, todo.title, todo.created_ms])?;
+    let newest = db.last_insert_rowid();
+    db.prepare_cached("DELETE FROM idempotency_keys WHERE seq <= ?1")?
+        .execute([newest - i64::from(keys.max_keys)])?;
+    Ok(())
+}
+
 fn answer(write: Write, result: Result<Done>) {
     // A requester that went away meanwhile dropped its receiver: nothing to answer.
     match write {
         Write::Create { reply, .. } => {
             let _ = reply.send(result.and_then(|done| match done {
-                Done::Todo(Some(todo)) => Ok(todo),
+                Done::Created(created) => Ok(created),
                 _ => Err(Unavailable("the insert returned no row".into())),
             }));
         }
         Write::Update { reply, .. } => {
             let _ = reply.send(result.map(|done| match done {
                 Done::Todo(todo) => todo,
-                Done::Deleted(_) => None,
+                Done::Created(_) | Done::Deleted(_) => None,
             }));
         }
         Write::Delete { reply, .. } => {

@@ -6,6 +6,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
@@ -125,4 +126,43 @@ impl ChatClient {
         }
         self.closed.clone().unwrap()
     }
+}
+
+/// A frame as a client would write it, with `first_byte` (FIN, RSV1-3, opcode) as given and the
+/// payload masked unless `masked` is false: for frames the server must refuse.
+pub fn raw_frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let mut frame = vec![first_byte];
+    match payload.len() {
+        len @ 0..=125 => frame.push(mask_bit | len as u8),
+        len => {
+            frame.push(mask_bit | 126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+    }
+    let key = [0x37, 0xfa, 0x21, 0x3d];
+    if masked {
+        frame.extend_from_slice(&key);
+        frame.extend(payload.iter().enumerate().map(|(i, byte)| byte ^ key[i % 4]));
+    } else {
+        frame.extend_from_slice(payload);
+    }
+    frame
+}
+
+/// How the server ended `socket`: the code of its Close frame (None if it sent none), and whether
+/// it then closed the TCP connection cleanly (no reset).
+pub fn server_close(socket: &mut WebSocket<TcpStream>) -> (Option<CloseCode>, bool) {
+    socket.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();
+    let code = loop {
+        match socket.read() {
+            Ok(Message::Close(frame)) => break frame.map(|frame| frame.code),
+            Ok(_) => continue,
+            Err(_) => return (None, false),
+        }
+    };
+    // The client's side of the handshake (tungstenite queued its Close reply), then the end.
+    let _ = socket.flush();
+    let clean = matches!(socket.read(), Err(tungstenite::Error::ConnectionClosed));
+    (code, clean)
 }

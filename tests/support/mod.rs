@@ -251,6 +251,15 @@ pub fn try_request(
     read_response(&mut stream)
 }
 
+/// Sends `raw` bytes as they are (a request the helpers above would not write: no Host, two of
+/// them, a broken body) and parses what comes back before the server closes the connection.
+pub fn raw_request(addr: SocketAddr, raw: &[u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    stream.write_all(raw)?;
+    read_until_closed(&mut stream)
+}
+
 /// Like `request`, from the local address `source` (e.g. 127.0.0.2: every 127/8 address is this host's
 /// loopback), to check what a server decides by client address.
 pub fn request_from(
@@ -304,6 +313,23 @@ pub fn send_json(addr: SocketAddr, method: &str, path: &str, body: &serde_json::
 pub fn read_response(stream: &mut TcpStream) -> std::io::Result<Response> {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
+    parse_response(&raw)
+}
+
+/// Reads what the server sends until it closes, and parses it: for a client still sending when the
+/// server answered and closed, whose unread input makes the kernel reset the connection right
+/// after the answer (an error then ends the read, not the answer).
+pub fn read_until_closed(stream: &mut TcpStream) -> std::io::Result<Response> {
+    let mut raw = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+            Err(error) if raw.is_empty() => return Err(error),
+            Err(_) => break,
+        }
+    }
     parse_response(&raw)
 }
 

@@ -36,6 +36,22 @@ impl Redis {
         }
     }
 
+    /// Freezes the server (SIGSTOP), as a hung host would: connections stay open, nothing answers.
+    pub fn freeze(&self) {
+        self.send_signal(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server run again (SIGCONT): it then carries out what it was sent meanwhile.
+    pub fn thaw(&self) {
+        self.send_signal(libc::SIGCONT);
+    }
+
+    fn send_signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("redis is running");
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    }
+
     /// Starts the server (again) on the same port and waits until it answers PING.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis is already running");

@@ -126,6 +126,24 @@ impl Session<'_> {
         self.call("POST", &format!("/element/{element}/click"), None);
     }
 
+    /// Runs `script` (a function body: `return` gives the value) in the page and returns its value.
+    pub fn execute(&self, script: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
+    }
+
+    /// Polls `script` until it returns something other than null, failing after PATIENCE.
+    pub fn wait_for_script(&self, what: &str, script: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let value = self.execute(script);
+            if !value.is_null() {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "{what}: still null after {PATIENCE:?}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Polls the text of `css` until `wanted` holds, failing after PATIENCE.
     pub fn wait_for_text(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + PATIENCE;
