@@ -17,6 +17,8 @@ step() {
 }
 
 step "install packages" need_packages "${TEST_PACKAGES[@]}"
+step "Rust toolchain" need_rust
+step "rust-version is what the lockfile needs" tests/rust-version.sh
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
