@@ -140,7 +140,7 @@ fn process_metrics_cover_every_process_of_a_cluster_and_survive_a_worker_dying()
     let started = value(&page, "process_start_time_seconds");
     assert!(started <= now && started > now - 120.0, "the primary's start: {started} (now {now})");
     let info = format!(
-        r#"app_instance_info{{instance="8089",mode="cluster",main_pid="{}",workers="3"}}"#,
+        r#"app_instance_info{{name="8089",mode="cluster",main_pid="{}",workers="3"}}"#,
         app.pid()
     );
     assert_eq!(value(&page, &info), 1.0, "{page}");
@@ -174,6 +174,6 @@ fn fork_mode_reports_its_own_process() {
     assert!(value("process_open_fds") >= 3.0);
     assert!(value("process_cpu_seconds_total") >= 0.0);
     let info =
-        format!(r#"app_instance_info{{instance="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
+        format!(r#"app_instance_info{{name="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
     assert_eq!(value(&info), 1.0, "{page}");
 }

@@ -23,6 +23,7 @@ step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
 step "release build" cargo build --locked --release
+step "monitoring files (promtool, against a real /metrics)" tests/monitoring.sh target/release/app
 step "nix checks" tests/nix/run.sh
 step "system tests (real systemd, real nginx)" tests/system/run.sh
 step "the NixOS module's unit layout on a real systemd" tests/nix/nspawn-layout.sh

@@ -80,10 +80,10 @@ pub fn text(placement: &Placement) -> String {
         escape(env!("CARGO_PKG_VERSION")),
         escape(env!("APP_RUSTC_VERSION"))
     );
-    family(&mut out, "app_instance_info", "gauge", "The instance: its name, its mode and its main process.");
+    family(&mut out, "app_instance_info", "gauge", "The instance: its systemd instance name (the label instance is the scrape target), its mode, main process and workers.");
     let _ = writeln!(
         out,
-        "app_instance_info{{instance=\"{}\",mode=\"{}\",main_pid=\"{main}\",workers=\"{}\"}} 1",
+        "app_instance_info{{name=\"{}\",mode=\"{}\",main_pid=\"{main}\",workers=\"{}\"}} 1",
         escape(placement.instance.as_deref().unwrap_or("")),
         placement.mode.as_str(),
         placement.workers

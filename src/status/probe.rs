@@ -100,11 +100,11 @@ mod tests {
     fn requests_leave_out_scrapes_and_info_gives_its_labels() {
         let text = "app_http_requests_total{route=\"/info\",status=\"200\"} 3\n\
                     app_http_requests_total{route=\"/metrics\",status=\"200\"} 7\n\
-                    app_instance_info{instance=\"a,\\\"b\",mode=\"cluster\",main_pid=\"41\"} 1\n";
+                    app_instance_info{name=\"a,\\\"b\",mode=\"cluster\",main_pid=\"41\"} 1\n";
         assert_eq!(requests_served(text), 3);
         let about = labels(text, "app_instance_info");
         assert_eq!((about["mode"].as_str(), about["main_pid"].as_str()), ("cluster", "41"));
-        assert_eq!(about["instance"], "a,\"b");
+        assert_eq!(about["name"], "a,\"b");
         assert!(labels(text, "absent").is_empty());
     }
 }
