@@ -91,7 +91,7 @@ Load: {load}.
 
 `ours` is four fork-mode `app` instances (release build, one event loop each);
 `node` is the seeds' stack, an Express app (bench/node) as four fork-mode pm2 instances; both
-behind the same nginx with the repository's proxy settings (nginx/app-proxy.conf). The floor is
+behind the same nginx with the repository's proxy settings (nginx/snippets/app-proxy.conf). The floor is
 that nginx proxying, with the same upstream settings, to a server block of its own that answers
 `return 200`. wrk, nginx and the instances share the machine's cores, as they would on one host.
 

@@ -4,7 +4,7 @@
 #     bench/run.sh
 #
 # nginx on loopback in front of four fork-mode `app` instances (release build) and, in the same
-# run and behind the same nginx with the same proxy settings (nginx/app-proxy.conf) and upstream
+# run and behind the same nginx with the same proxy settings (nginx/snippets/app-proxy.conf) and upstream
 # settings, the seeds' Node stack: an Express app (bench/node, installed from npm with its
 # lockfile) as four fork-mode pm2 instances. Bounded wrk runs on /info, /api/randoms?cant=1000,
 # /api/randoms?cant=100000 and POST /v1/todos, plus nginx proxying to a server block of its own
@@ -74,18 +74,20 @@ upstream() {
     shift
     echo "    upstream $name {"
     for port in "$@"; do echo "        server 127.0.0.1:$port max_fails=0;"; done
-    echo "        keepalive 32;"
-    echo "        keepalive_timeout 8s;"
+    echo "        include $REPO/nginx/snippets/app-upstream.conf;"
     echo "    }"
 }
-proxy() { echo "    server { listen 127.0.0.1:$1; access_log off; location / { proxy_pass http://$2; } }"; }
+proxy() {
+    echo "    server { listen 127.0.0.1:$1; access_log off;"
+    echo "        location / { proxy_pass http://$2; include $REPO/nginx/snippets/app-proxy.conf; } }"
+}
 {
     echo "worker_processes auto;"
     echo "pid $WORK/nginx.pid;"
     echo "error_log $WORK/nginx-error.log warn;"
     echo "events { worker_connections 4096; }"
     echo "http {"
-    echo "    include $REPO/nginx/app-proxy.conf;"
+    echo "    include $REPO/nginx/conf.d/app.conf;"
     echo "    access_log off;"
     upstream ours "${OURS[@]}"
     upstream node "${NODE[@]}"

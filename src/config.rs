@@ -199,7 +199,7 @@ pub struct Config {
     pub chat_queue: u32,
 
     /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in
-    /// nginx/app-proxy.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
+    /// nginx/snippets/app-proxy.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
     #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub chat_ping_interval: Duration,
 }

@@ -66,7 +66,7 @@ PY
 }
 field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 
-ct_prepare n layout-b # no port given: no wants symlinks of the plain (non-NixOS) kind
+ct_prepare n app-layout-b # no port given: no wants symlinks of the plain (non-NixOS) kind
 layout 2
 ct_boot n
 note "booted: $(ct_exec n systemctl is-system-running)"

@@ -1,5 +1,7 @@
-//! A real nginx on a free loopback port in front of some app processes, configured as a deployment
-//! would be for chat: HTTP/1.1 to the upstream, the WebSocket upgrade map, keep-alive.
+//! A real nginx on a free loopback port in front of some app processes, with the deployment's own
+//! proxy policy: the repository's nginx/conf.d/app.conf (the WebSocket upgrade map) and
+//! nginx/snippets/app-{upstream,proxy}.conf (keep-alive, HTTP/1.1, forwarded headers, retries,
+//! timeouts, body limit), included from the source tree.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -18,8 +20,9 @@ impl Nginx {
         let dir = TempDir::new();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let servers: String = upstreams.iter().map(|up| format!("    server {up};\n")).collect();
+        let servers: String = upstreams.iter().map(|up| format!("    server {up} max_fails=0;\n")).collect();
         let root = dir.0.display();
+        let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/nginx");
         // Workers of a root master run as `nobody` unless told otherwise; they need the temp dirs.
         // SAFETY: geteuid has no preconditions.
         let user = if unsafe { libc::geteuid() } == 0 { "user root;" } else { "" };
@@ -36,21 +39,15 @@ http {{
   fastcgi_temp_path {root}/fastcgi;
   uwsgi_temp_path {root}/uwsgi;
   scgi_temp_path {root}/scgi;
-  map $http_upgrade $connection_upgrade {{ default upgrade; '' ''; }}
+  include {policy}/conf.d/app.conf;
   upstream app {{
-{servers}    keepalive 64;
+{servers}    include {policy}/snippets/app-upstream.conf;
   }}
   server {{
     listen {addr} backlog=4096;
-    client_max_body_size 16k;
     location / {{
       proxy_pass http://app;
-      proxy_http_version 1.1;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_read_timeout 60s;
+      include {policy}/snippets/app-proxy.conf;
     }}
   }}
 }}

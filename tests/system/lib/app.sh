@@ -128,7 +128,7 @@ no_failures() {
 backend_prepare() {
     local name=$1 addr=$2 proxy=$3 root
     shift 3
-    ct_prepare "$name" layout-b "$@"
+    ct_prepare "$name" app-layout-b "$@"
     root=$(ct_path "$name")
     mkdir -p "$root/etc/systemd/system/app@.socket.d" "$root/etc/systemd/system/app@.service.d"
     printf '[Socket]\nListenStream=\nListenStream=%s:%%i\n' "$addr" \
@@ -142,15 +142,13 @@ backend_prepare() {
 # 127.0.0.1:PORT to the same port on every ADDR (max_fails=0 kept: a 503 from a busy instance
 # must not take it out of the rotation; a halted host refuses at once).
 balance_to() {
-    local ct=$1 f servers addr
+    local ct=$1 site servers addr
     shift
     servers=
     for addr in "$@"; do servers+="server $addr:\\1\\2; "; done
-    for f in nginx.conf app-site.conf; do
-        sed -i -E "s/server 127\.0\.0\.1:(808[0-5])(.*);/${servers% }/" "$(ct_path "$ct")/etc/nginx/$f"
-    done
-    grep -q "^ *server 127\\." "$(ct_path "$ct")/etc/nginx/nginx.conf" "$(ct_path "$ct")/etc/nginx/app-site.conf" &&
-        fail "a local address is left in the balancer's config"
+    site=$(readlink -f "$(ct_path "$ct")/etc/nginx/sites-enabled/app")
+    sed -i -E "s/server 127\.0\.0\.1:(808[0-5])(.*);/${servers% }/" "$site"
+    grep -q "^ *server 127\\." "$site" && fail "a local address is left in the balancer's config"
     return 0
 }
 

@@ -11,7 +11,9 @@ CT_PREFIX=apptest$$
 ct_path() { echo "$WORK/ct/$1/merged"; }
 
 # ct_prepare NAME NGINX_LAYOUT PORT... : overlay root with units, nginx config and binary.
-# The listed ports get their socket enabled (lazy activation).
+# NGINX_LAYOUT is a site of nginx/sites-available (app-layout-a, app-layout-b), installed beside
+# Debian's own nginx.conf as README's Deploy says. The listed ports get their socket enabled
+# (lazy activation).
 ct_prepare() {
     local name=$1 layout=$2 dir=$WORK/ct/$1 root port
     shift 2
@@ -24,14 +26,25 @@ ct_prepare() {
     for port in "$@"; do
         ln -sf ../app@.socket "$root/etc/systemd/system/sockets.target.wants/app@$port.socket"
     done
-    install -m 0644 "$REPO/nginx/$layout.conf" "$root/etc/nginx/nginx.conf"
-    install -m 0644 "$REPO/nginx/app-proxy.conf" "$REPO/nginx/app-site.conf" "$root/etc/nginx/"
+    nginx_install "$root/etc/nginx" "$layout"
     install -m 0755 "$APP_BIN" "$root/usr/local/bin/app"
     # Nothing the tests need from these; they only slow the boot down. Redis runs only where a
     # scenario enables it (redis_enable).
     rm -f "$root"/etc/systemd/system/timers.target.wants/* \
         "$root/etc/systemd/system/multi-user.target.wants/redis-server.service"
     : > "$root/etc/machine-id"
+}
+
+# nginx_install ETC_NGINX SITE: the repository's nginx files beside a Debian nginx.conf, SITE
+# enabled in place of Debian's default site (both are default_server on port 80).
+nginx_install() {
+    local etc=$1 site=$2
+    mkdir -p "$etc/conf.d" "$etc/snippets" "$etc/sites-available" "$etc/sites-enabled"
+    install -m 0644 "$REPO"/nginx/conf.d/app.conf "$etc/conf.d/"
+    install -m 0644 "$REPO"/nginx/snippets/app-*.conf "$etc/snippets/"
+    install -m 0644 "$REPO"/nginx/sites-available/app-layout-* "$etc/sites-available/"
+    rm -f "$etc/sites-enabled/default"
+    ln -sf "../sites-available/$site" "$etc/sites-enabled/app"
 }
 
 # ct_boot NAME [NETNS]: boot a prepared container, wait until systemd says it is running.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
 # Lazy activation: after boot the sockets of 8082..8085 listen and no instance runs; the first
 # request to one port starts that instance alone, which reaches READY with a status text.
-ct_prepare lazy layout-b 8082 8083 8084 8085
+ct_prepare lazy app-layout-b 8082 8083 8084 8085
 ct_boot lazy
 
 listening=$(ct_exec lazy ss -Hltn)

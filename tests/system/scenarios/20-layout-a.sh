@@ -2,7 +2,7 @@
 # Layout (a): /api/randoms is answered by the cluster instance on 8081 (a primary and N
 # workers in its cgroup), every other path by the fork instance on 8080.
 WORKERS=3
-ct_prepare a layout-a 8080 8081
+ct_prepare a app-layout-a 8080 8081
 echo "APP_MODE=fork" > "$(ct_path a)/etc/app/8080.env"
 printf 'APP_MODE=cluster\nAPP_WORKERS=%s\n' "$WORKERS" > "$(ct_path a)/etc/app/8081.env"
 ct_boot a

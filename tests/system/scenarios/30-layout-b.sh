@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
 # Layout (b): 400 requests to /api/randoms through nginx land on all of 8082..8085, none above
 # 35% and none below 15% (counted from nginx's access log: the instance that answered).
-ct_prepare b layout-b 8080 8082 8083 8084 8085
+ct_prepare b app-layout-b 8080 8082 8083 8084 8085
 ct_boot b
 
 load_start b b --path '/api/randoms?cant=100' --max-requests 400 --concurrency 4 --duration 60

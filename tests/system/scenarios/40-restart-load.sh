@@ -5,7 +5,7 @@
 # be closed on the way. Then the same for the cluster instance of layout (a): reload (workers
 # replaced one by one) and restart under load.
 PORTS=(8080 8082 8083 8084 8085)
-ct_prepare r layout-b "${PORTS[@]}"
+ct_prepare r app-layout-b "${PORTS[@]}"
 ct_boot r
 start_all r "${PORTS[@]}"
 declare -A since
@@ -48,7 +48,7 @@ total_sent=$SENT
 ct_stop r
 
 # The cluster instance: reload replaces the workers one by one, restart replaces the primary.
-ct_prepare rc layout-a 8080 8081
+ct_prepare rc app-layout-a 8080 8081
 printf 'APP_MODE=cluster\nAPP_WORKERS=2\n' > "$(ct_path rc)/etc/app/8081.env"
 ct_boot rc
 start_all rc 8081

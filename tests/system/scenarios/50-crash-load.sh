@@ -3,7 +3,7 @@
 # the cluster instance while GETs flow through nginx. No GET may fail, both come back, and the
 # journal says what happened.
 WORKERS=2
-ct_prepare k layout-a 8080 8081
+ct_prepare k app-layout-a 8080 8081
 printf 'APP_MODE=cluster\nAPP_WORKERS=%s\n' "$WORKERS" > "$(ct_path k)/etc/app/8081.env"
 ct_boot k
 start_all k 8080 8081

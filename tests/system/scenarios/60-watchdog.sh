@@ -2,7 +2,7 @@
 # Watchdog: an instance that stops answering (SIGSTOP) stops pinging the watchdog; systemd
 # aborts it after WatchdogSec= and starts a new one. A request sent while it was frozen waits
 # in the socket's backlog and is answered by the new process.
-ct_prepare w layout-b 8082
+ct_prepare w app-layout-b 8082
 ct_boot w
 start_all w 8082
 old=$(main_pid w app@8082.service)

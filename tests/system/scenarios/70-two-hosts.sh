@@ -15,7 +15,7 @@ for b in b1 b2; do
 done
 
 # Each local instance address becomes the same port on both hosts.
-ct_prepare lb layout-b
+ct_prepare lb app-layout-b
 balance_to lb "${host[b1]}" "${host[b2]}"
 ct_boot lb "$lb"
 ct_exec lb nginx -t -q || fail "the balancer's nginx config is invalid"

@@ -1,7 +1,7 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
 # Confinement: the instance runs as the dynamic user "app" without privileges, and can write
 # only to its state directory (plus a private /tmp nobody else sees).
-ct_prepare c layout-b 8082
+ct_prepare c app-layout-b 8082
 ct_boot c
 start_all c 8082
 pid=$(main_pid c app@8082.service)

@@ -23,7 +23,7 @@ for b in b1 b2; do
     done
     ct_boot "$b" "$ns"
 done
-ct_prepare lb layout-b
+ct_prepare lb app-layout-b
 balance_to lb "${host[b1]}" "${host[b2]}"
 redis_enable lb 127.0.0.1 "${proxy[b1]}" "${proxy[b2]}"
 ct_boot lb "$lb"

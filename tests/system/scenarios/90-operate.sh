@@ -4,7 +4,7 @@
 # binary under load through nginx (layout b) with no failed request; /metrics reads from
 # loopback and counts what was served.
 PORTS=(8080 8082 8083 8084 8085)
-ct_prepare op layout-b "${PORTS[@]}"
+ct_prepare op app-layout-b "${PORTS[@]}"
 root=$(ct_path op)
 install -m 0644 "$REPO"/systemd/app-reload.path "$REPO"/systemd/app-reload.service "$root/etc/systemd/system/"
 mkdir -p "$root/etc/systemd/system/app.target.wants" "$root/etc/systemd/system/multi-user.target.wants"
