@@ -139,10 +139,8 @@ fn process_metrics_cover_every_process_of_a_cluster_and_survive_a_worker_dying()
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let started = value(&page, "process_start_time_seconds");
     assert!(started <= now && started > now - 120.0, "the primary's start: {started} (now {now})");
-    let info = format!(
-        r#"app_instance_info{{name="8089",mode="cluster",main_pid="{}",workers="3"}}"#,
-        app.pid()
-    );
+    let info =
+        format!(r#"app_instance_info{{name="8089",mode="cluster",main_pid="{}",workers="3"}}"#, app.pid());
     assert_eq!(value(&page, &info), 1.0, "{page}");
     let build = format!(r#"app_build_info{{version="{}",rustc=""#, env!("CARGO_PKG_VERSION"));
     assert!(page.lines().any(|line| line.starts_with(&build) && line.ends_with("} 1")), "{page}");
@@ -173,7 +171,6 @@ fn fork_mode_reports_its_own_process() {
     assert!((value("process_resident_memory_bytes") - own).abs() < own * 0.2);
     assert!(value("process_open_fds") >= 3.0);
     assert!(value("process_cpu_seconds_total") >= 0.0);
-    let info =
-        format!(r#"app_instance_info{{name="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
+    let info = format!(r#"app_instance_info{{name="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
     assert_eq!(value(&info), 1.0, "{page}");
 }
