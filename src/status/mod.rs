@@ -162,6 +162,7 @@ fn from_unit(unit: Unit, template: &str) -> Instance {
     } else if unit.main_pid.is_none() && unit.socket_listening {
         state.push_str(" (socket listening)");
     }
+    problems.extend(unit.stale_environment(template));
     // The cgroup holds every process of the unit; where it cannot be read (another hierarchy, a
     // container's view), the main process's children are the workers.
     let worker_pids = match unit.main_pid {

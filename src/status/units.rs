@@ -21,6 +21,8 @@ pub struct Unit {
     pub socket_listening: bool,
     /// The socket unit's `Result=` when it failed (`resources`: its address was taken).
     pub socket_failure: Option<String>,
+    /// The service's `EnvironmentFile=`: read at start only, so a change after it needs a restart.
+    pub environment_file: Option<std::path::PathBuf>,
     /// The socket unit's first `Listen=` address: where the instance answers, also when a drop-in
     /// moved it off 127.0.0.1.
     pub listen: Option<SocketAddr>,
@@ -31,10 +33,31 @@ impl Unit {
     pub fn failed(&self) -> bool {
         self.active_state == "failed" || self.socket_failure.is_some()
     }
+
+    /// A warning when the running instance's environment file changed after it started: a
+    /// reload re-executes it with the environment it has, only a restart reads the file again.
+    pub fn stale_environment(&self, template: &str) -> Option<String> {
+        let file = self.environment_file.as_ref()?;
+        let started = self.started_monotonic_us.filter(|_| self.main_pid.is_some())?;
+        // systemd's start time is on CLOCK_MONOTONIC (to the microsecond); the file's on the wall
+        // clock: moved onto the monotonic clock by the two clocks' offset now.
+        let modified = std::fs::metadata(file).ok()?.modified().ok()?;
+        let age_us = std::time::SystemTime::now().duration_since(modified).unwrap_or_default().as_micros();
+        let modified = u128::from(monotonic_now_us()).saturating_sub(age_us);
+        (modified > u128::from(started)).then(|| {
+            format!(
+                "{} changed after {template}@{} started: a reload keeps the old settings; \
+                 systemctl restart {template}@{} applies them",
+                file.display(),
+                self.instance,
+                self.instance
+            )
+        })
+    }
 }
 
 const PROPERTIES: &str =
-    "Id,MainPID,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup,Listen";
+    "Id,MainPID,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup,Listen,EnvironmentFiles";
 
 /// Every instance of `template` (`app` for `app@.service`) systemd knows, loaded or running.
 pub fn list(template: &str) -> Result<Vec<Unit>, String> {
@@ -109,6 +132,12 @@ pub fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
                     .filter(|&t| t != 0);
                 unit.control_group =
                     fields.get("ControlGroup").filter(|cg| !cg.is_empty()).map(|cg| cg.to_string());
+                // `/etc/app/8081.env (ignore_errors=yes)`
+                unit.environment_file = fields
+                    .get("EnvironmentFiles")
+                    .and_then(|files| files.split(" (").next())
+                    .filter(|path| !path.is_empty())
+                    .map(std::path::PathBuf::from);
             }
             _ => {}
         }
@@ -162,7 +191,8 @@ mod tests {
     #[test]
     fn reads_services_and_sockets_from_show() {
         let shown = "Id=app@8082.service\nMainPID=1234\nActiveState=active\nSubState=running\nNRestarts=2\n\
-                     ExecMainStartTimestampMonotonic=5000000\nControlGroup=/app.slice/app@8082.service\n\n\
+                     ExecMainStartTimestampMonotonic=5000000\nControlGroup=/app.slice/app@8082.service\n\
+                     EnvironmentFiles=/etc/app/8082.env (ignore_errors=yes)\n\n\
                      Id=app@8082.socket\nMainPID=0\nActiveState=active\nSubState=running\n\
                      Listen=10.0.0.5:8082 (Stream)\n\n\
                      Id=app@8084.socket\nActiveState=active\nSubState=listening\nListen=[::]:8084 (Stream)\n\n\
@@ -182,6 +212,7 @@ mod tests {
                 control_group: Some("/app.slice/app@8082.service".into()),
                 socket_listening: true,
                 socket_failure: None,
+                environment_file: Some("/etc/app/8082.env".into()),
                 listen: Some("10.0.0.5:8082".parse().unwrap()),
             }
         );
