@@ -27,6 +27,9 @@ ct_prepare() {
     done
     nginx_install "$root/etc/nginx" "$layout"
     install -m 0755 "$APP_BIN" "$root/usr/local/bin/app"
+    # The units' Documentation=man:app(1), which systemd-analyze verify checks with man(1).
+    mkdir -p "$root/usr/local/share/man/man1"
+    "$APP_BIN" man > "$root/usr/local/share/man/man1/app.1"
 }
 
 # ct_overlay NAME: the bare root filesystem of a container (Debian with nginx, nothing of the
