@@ -33,6 +33,9 @@ for f in /usr/share/doc/app/operations.md /usr/share/man/man1/app.1.gz /usr/shar
     ct_exec deb test -s "$f" || fail "the package has no $f"
 done
 ct_exec deb zcat /usr/share/man/man1/app.1.gz | grep -q '^\.TH app 1' || fail "app.1.gz is no man page"
+# What systemctl help app@8082 opens: man app, found and formatted by man-db.
+[ "$(ct_exec deb man -w app)" = /usr/share/man/man1/app.1.gz ] || fail "man -w app: $(ct_exec deb man -w app 2>&1)"
+ct_exec deb env MANPAGER=cat man app | grep -q -- "--drain-timeout" || fail "man app does not show the flags"
 conffiles=$(ct_exec deb cat /var/lib/dpkg/info/app.conffiles)
 grep -qx /etc/nginx/sites-available/app-layout-b <<<"$conffiles" || fail "nginx files are not conffiles: $conffiles"
 
