@@ -44,7 +44,9 @@ impl Mode {
     after_help = "A listening socket handed over by systemd (LISTEN_FDS, fd 3) takes precedence over --host/--port.\n\
                   Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads with no failed request\n\
                   (fork mode re-executes the binary on the same socket, cluster mode replaces the workers one by one).\n\
-                  RUST_LOG filters the logs (default: info); they go to journald when stderr is the journal."
+                  Durations: seconds (10, 1.5) or with units as in unit files (500ms, 1.5s, 1min, 1min 30s), at most 1h.\n\
+                  RUST_LOG filters the logs (default: info); they go to journald when stderr is the journal.\n\
+                  NO_COLOR=1 turns colours off (CLICOLOR_FORCE=1 forces them where there is no terminal)."
 )]
 pub struct Config {
     /// No subcommand: serve.
@@ -85,7 +87,7 @@ pub struct Config {
     #[arg(long, env = "APP_INSTANCE")]
     pub instance: Option<String>,
 
-    /// Longest time a stop or reload waits for in-flight requests before closing them (e.g. 10, 10s, 500ms).
+    /// Longest time a stop or reload waits for in-flight requests before closing them (e.g. 10, 1.5s, 500ms, 1min).
     #[arg(long, env = "APP_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
@@ -143,7 +145,7 @@ pub struct Config {
     /// How long a randoms request waits for a free computation slot before the 503 (0: refuse at
     /// once). Rides out short bursts, such as a proxy's kept-alive connections landing unevenly on
     /// a cluster's workers.
-    #[arg(long, env = "APP_RANDOMS_WAIT", default_value = "1s", value_parser = parse_wait)]
+    #[arg(long, env = "APP_RANDOMS_WAIT", default_value = "1s", value_parser = parse_duration_or_zero)]
     pub randoms_wait: Duration,
 
     /// Peers whose X-Forwarded-For is believed, as comma-separated addresses or CIDRs.
@@ -236,6 +238,15 @@ pub enum Command {
     /// Reload every running app@PORT instance onto the installed binary, one after another, with
     /// `systemctl reload` (what app-reload.service runs when app-reload.path sees a new binary).
     Reload(crate::status::reload::ReloadArgs),
+    /// Print a completion script for a shell, made from these very flags: e.g.
+    /// `app completions bash > /usr/share/bash-completion/completions/app`.
+    Completions {
+        /// bash, zsh, fish (or elvish, powershell).
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page app(1) in roff, made from these very flags: `app man | man -l -`.
+    Man,
 }
 
 impl Config {
@@ -261,41 +272,47 @@ impl Config {
     }
 }
 
-/// Accepts `10` (seconds), `10s`, `500ms` or `2m`.
+/// The longest duration most flags take: longer is a typo (`5h` for `5s`), not a setting.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+
+/// A duration in the forms a unit file's `TimeoutStopSec=` takes, so a value can be copied from
+/// one to the other: bare seconds (`10`, `1.5`), or numbers with units as systemd and humantime
+/// write them (`500ms`, `1.5s`, `1min`, `2m`, `1min 30s`, `1h`). More than zero, at most 1h.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let value: u64 =
-        digits.parse().map_err(|_| format!("`{text}` is not a duration such as 10, 10s, 500ms or 2m"))?;
-    let duration = match unit {
-        "" | "s" => Duration::from_secs(value),
-        "ms" => Duration::from_millis(value),
-        "m" => Duration::from_secs(value.saturating_mul(60)),
-        _ => return Err(format!("`{text}` has an unknown unit: use ms, s or m")),
-    };
-    if duration.is_zero() {
-        return Err("must be greater than zero".into());
+    nonzero(parse_duration_or_zero(text)?)
+}
+
+/// As [`parse_duration`], zero allowed (`0`: do not wait).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration_text(text)?;
+    if duration > MAX_DURATION {
+        return Err(format!("`{}` is longer than the limit of 1h", text.trim()));
     }
     Ok(duration)
 }
 
-/// A long duration: what `parse_duration` takes, or humantime's forms with larger units (`24h`,
-/// `7days`). (Not every duration takes hours: a drain of hours is surely a typo.)
+/// A long duration (a retention): the same forms, with no upper limit (`24h`, `7days`).
 fn parse_long_duration(text: &str) -> Result<Duration, String> {
-    parse_duration(text).or_else(|_| match humantime::parse_duration(text.trim()) {
-        Ok(duration) if !duration.is_zero() => Ok(duration),
-        Ok(_) => Err("must be greater than zero".into()),
-        Err(_) => Err(format!("`{}` is not a duration such as 24h, 90m or 7days", text.trim())),
-    })
+    nonzero(parse_duration_text(text)?)
 }
 
-/// A duration that may be zero (`0`: do not wait).
-fn parse_wait(text: &str) -> Result<Duration, String> {
-    match text.trim() {
-        "0" | "0s" | "0ms" => Ok(Duration::ZERO),
-        other => parse_duration(other),
+/// The grammar every duration flag shares, any length, zero included.
+fn parse_duration_text(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        // systemd reads a number without a unit as seconds; humantime wants a unit.
+        text.parse::<f64>().ok().and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+    } else {
+        humantime::parse_duration(text).ok()
     }
+    .ok_or_else(|| format!("`{text}` is not a duration such as 10, 1.5s, 500ms, 1min or 1min 30s"))
+}
+
+fn nonzero(duration: Duration) -> Result<Duration, String> {
+    if duration.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(duration)
 }
 
 /// Accepts a network (`10.0.0.0/8`) or a single address (`10.0.0.1`).
@@ -311,19 +328,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_take_seconds_by_default_and_units() {
-        assert_eq!(parse_duration("10"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0").is_err());
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("10h").is_err());
-        assert_eq!(parse_wait("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_wait("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_wait("-1").is_err());
+    fn durations_take_what_systemd_and_humantime_write() {
+        let ms = Duration::from_millis;
+        for (text, expected) in [
+            ("10", ms(10_000)),
+            ("1.5", ms(1_500)),
+            ("10s", ms(10_000)),
+            ("1.5s", ms(1_500)),
+            ("500ms", ms(500)),
+            ("2m", ms(120_000)),
+            ("1min", ms(60_000)),
+            ("1min 30s", ms(90_000)),
+            ("1min30s", ms(90_000)),
+            ("1h", ms(3_600_000)),
+            (" 20s ", ms(20_000)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(expected), "{text}");
+        }
+        for bad in ["0", "0s", "ten", "", "-1", "1.2.3", "10 parsecs", "61min", "5h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration_or_zero("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("0ms"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_zero("250ms"), Ok(ms(250)));
+        assert!(parse_duration_or_zero("-1").is_err());
         assert_eq!(parse_long_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_long_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_long_duration("300ms"), Ok(ms(300)));
         assert!(parse_long_duration("0h").is_err());
         assert!(parse_long_duration("soon").is_err());
     }

@@ -3,10 +3,12 @@
 
 pub mod chat;
 pub mod cluster;
+pub mod color;
 pub mod config;
 pub mod lingering;
 pub mod listener;
 pub mod logging;
+pub mod manual;
 pub mod metrics;
 pub mod procfs;
 pub mod randoms;
@@ -33,6 +35,8 @@ pub fn main() -> ExitCode {
     match &config.command {
         Some(Command::Status(args)) => return status::main(args),
         Some(Command::Reload(args)) => return status::reload::main(args),
+        Some(Command::Completions { shell }) => return manual::completions(*shell),
+        Some(Command::Man) => return manual::man(),
         None => {}
     }
     let worker = take_worker_index();

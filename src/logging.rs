@@ -21,7 +21,7 @@ pub fn init() {
         .with_env_filter(filter())
         .with_writer(|| LossyStderr)
         .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(crate::color::wanted(std::io::stderr().is_terminal()))
         .init();
 }
 

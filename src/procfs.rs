@@ -21,6 +21,50 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
+/// Processor time of the process's children that have been waited for (cutime + cstime, fields 16
+/// and 17), in ticks: a cluster primary keeps its dead workers' time there.
+pub fn reaped_children_ticks(pid: u32) -> Option<u64> {
+    let fields = stat_fields(pid)?;
+    Some(fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?)
+}
+
+/// Ticks in seconds.
+pub fn ticks_to_seconds(ticks: u64) -> f64 {
+    ticks as f64 / ticks_per_second()
+}
+
+/// Open file descriptors (entries of /proc/PID/fd; readable for processes of the same user).
+pub fn open_fds(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
+}
+
+/// When the process started, in seconds since the Unix epoch (boot time plus field 22 of stat).
+pub fn start_time_unix(pid: u32) -> Option<f64> {
+    let started = stat_fields(pid)?.get(19)?.parse::<f64>().ok()? / ticks_per_second();
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let boot: f64 = stat.lines().find_map(|line| line.strip_prefix("btime "))?.trim().parse().ok()?;
+    Some(boot + started)
+}
+
+/// The memory limit of this process's cgroup (systemd's `MemoryMax=`), if it has one: cgroup v2's
+/// `memory.max`, or v1's `memory.limit_in_bytes` (where "no limit" reads as a huge number).
+pub fn memory_limit_bytes() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = |controllers: &str| {
+        cgroups.lines().find_map(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (_, names, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (names == controllers || names.split(',').any(|name| name == controllers)).then_some(path)
+        })
+    };
+    let read = |file: String| std::fs::read_to_string(file).ok()?.trim().parse::<u64>().ok();
+    let limit =
+        path("").and_then(|unified| read(format!("/sys/fs/cgroup{unified}/memory.max"))).or_else(|| {
+            path("memory").and_then(|v1| read(format!("/sys/fs/cgroup/memory{v1}/memory.limit_in_bytes")))
+        })?;
+    (limit < 1 << 62).then_some(limit)
+}
+
 /// Resident memory in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     statm_rss(&std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?)
@@ -91,7 +135,11 @@ mod tests {
         let (first, again) = (own_rss_bytes().unwrap(), own_rss_bytes().unwrap());
         assert!(first > 0 && again > 0, "read again from the same open file");
         assert!(age(me).unwrap() < Duration::from_secs(24 * 3600 * 365));
-        assert!(cpu_ticks(me).is_some());
+        assert!(cpu_ticks(me).is_some() && reaped_children_ticks(me).is_some());
+        assert!(open_fds(me).unwrap() >= 3);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+        let started = start_time_unix(me).unwrap();
+        assert!(started <= now.as_secs_f64() + 1.0 && started > now.as_secs_f64() - 86400.0 * 365.0);
         assert_eq!(rss_bytes(u32::MAX), None);
     }
 }

@@ -31,6 +31,8 @@ const FLAGS: &[&str] = &[
     "--watch-path",
     "status",
     "reload",
+    "completions",
+    "man",
     "--data-dir",
     "--redis-url",
     "--todos-store",

@@ -113,3 +113,64 @@ fn only_allowed_clients_may_read_metrics() {
     // The rest of the server does not care.
     assert_eq!(request_from(other, app.addr, "/healthz", &[]).status, 200);
 }
+
+/// Resident bytes of a process, from /proc (what the test compares the app's sum with).
+fn rss(pid: i32) -> f64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096.0
+}
+
+#[test]
+fn process_metrics_cover_every_process_of_a_cluster_and_survive_a_worker_dying() {
+    let mut app = App::activated(&["--mode", "cluster", "--workers", "3", "--instance", "8089"]).ready();
+    app.wait_for_notification("STATUS=3/3 workers ready");
+    let page = scrape(&app);
+    let value =
+        |page: &str, series: &str| metric(page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+
+    let processes: Vec<i32> = std::iter::once(app.pid()).chain(children(app.pid())).collect();
+    assert_eq!(processes.len(), 4);
+    let expected: f64 = processes.iter().map(|&pid| rss(pid)).sum();
+    let reported = value(&page, "process_resident_memory_bytes");
+    // Four processes, not the one worker that answered; memory moves a little between readings.
+    assert!((reported - expected).abs() < expected * 0.2, "reported {reported}, /proc says {expected}");
+    assert!(value(&page, "process_open_fds") >= 4.0 * 3.0, "every process's fds (at least 0, 1, 2 each)");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let started = value(&page, "process_start_time_seconds");
+    assert!(started <= now && started > now - 120.0, "the primary's start: {started} (now {now})");
+    let info =
+        format!(r#"app_instance_info{{name="8089",mode="cluster",main_pid="{}",workers="3"}}"#, app.pid());
+    assert_eq!(value(&page, &info), 1.0, "{page}");
+    let build = format!(r#"app_build_info{{version="{}",rustc=""#, env!("CARGO_PKG_VERSION"));
+    assert!(page.lines().any(|line| line.starts_with(&build) && line.ends_with("} 1")), "{page}");
+
+    // Busy workers, then one of them killed: its processor time stays counted.
+    for _ in 0..40 {
+        app.get("/api/randoms?cant=200000");
+    }
+    let busy = value(&scrape(&app), "process_cpu_seconds_total");
+    assert!(busy > 0.0);
+    let victim = children(app.pid())[0];
+    // SAFETY: kill has no memory preconditions; the pid is a worker this test started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    eventually("the worker replaced", || {
+        let now = children(app.pid());
+        now.len() == 3 && !now.contains(&victim)
+    });
+    let after = value(&scrape(&app), "process_cpu_seconds_total");
+    assert!(after >= busy, "processor time went back from {busy} to {after} when a worker died");
+}
+
+#[test]
+fn fork_mode_reports_its_own_process() {
+    let app = App::activated(&[]).ready();
+    let page = scrape(&app);
+    let value = |series: &str| metric(&page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+    let own = rss(app.pid());
+    assert!((value("process_resident_memory_bytes") - own).abs() < own * 0.2);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    let info = format!(r#"app_instance_info{{name="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
+    assert_eq!(value(&info), 1.0, "{page}");
+}

@@ -18,9 +18,12 @@ step() {
 }
 
 step "install packages" need_packages "${TEST_PACKAGES[@]}"
+step "Rust toolchain" need_rust
+step "rust-version is what the lockfile needs" tests/rust-version.sh
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
 step "rust tests" cargo test --locked
+step "monitoring files (promtool, against a real /metrics)" tests/monitoring.sh target/debug/app
 step "nix checks" tests/nix/run.sh
 step "the Nix package's check phase in a simulated build sandbox" tests/nix/sandbox-check.sh
 # That check phase built the release binary (cargo test --release builds the bin target for the

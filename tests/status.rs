@@ -51,6 +51,7 @@ fn lists_fork_and_cluster_instances_with_their_processes_and_requests() {
 
     assert_eq!(gone_row["state"], "unreachable");
     assert!(gone_row["main_pid"].is_null());
+    assert!(gone_row["cpu_percent"].is_null(), "no process, no cpu: {gone_row}");
 
     let (ok, table) = status(&["--ports", &ports]);
     assert!(ok);
@@ -59,6 +60,68 @@ fn lists_fork_and_cluster_instances_with_their_processes_and_requests() {
     assert!(lines[3].contains("│ fork    │ online"), "{table}");
     assert!(lines[4].contains(&format!("{} (", 2)), "worker count and pids: {table}");
     assert!(lines[5].contains("unreachable"), "{table}");
+    let cells: Vec<&str> = lines[5].split('│').map(str::trim).collect();
+    assert_eq!(cells[9], "-", "cpu of an instance with no process: {table}");
+}
+
+#[test]
+fn asking_does_not_count_as_requests_served() {
+    let app = App::activated(&[]).ready();
+    for _ in 0..5 {
+        app.get("/healthz");
+    }
+    let port = app.addr.port().to_string();
+    let requests = || {
+        let (ok, json) = status(&["--ports", &port, "--json"]);
+        assert!(ok);
+        serde_json::from_str::<serde_json::Value>(&json).unwrap()[0]["requests"].as_u64().unwrap()
+    };
+    assert_eq!(requests(), 5);
+    assert_eq!(requests(), 5, "the first status run did not count");
+    app.get("/info");
+    assert_eq!(requests(), 6);
+}
+
+#[test]
+fn watch_redraws_with_requests_per_second() {
+    let app = App::activated(&["--mode", "cluster", "--workers", "2"]).ready();
+    let port = app.addr.port().to_string();
+    let mut watch = Command::new(BIN)
+        .args(["status", "--ports", &port, "--json", "--watch", "--interval", "500ms", "--count", "4"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(watch.stdout.take().unwrap()));
+    let mut frame = || -> serde_json::Value {
+        let line = lines.next().expect("a frame").unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()[0].clone()
+    };
+    let first = frame();
+    assert_eq!(first["mode"], "cluster");
+    assert!(first.get("requests_per_second").is_none(), "nothing to compare with yet: {first}");
+    for _ in 0..30 {
+        app.get("/api/randoms?cant=1");
+    }
+    let later = [frame(), frame(), frame()];
+    let requests = |frame: &serde_json::Value| frame["requests"].as_u64().unwrap();
+    assert_eq!(requests(&later[2]) - requests(&first), 30, "the 30, and none of its own asking");
+    let mut before = &first;
+    for now in &later {
+        let rate = now["requests_per_second"].as_f64().unwrap();
+        // Whichever redraws the 30 fell between, each shows them as a rate, and only them.
+        assert_eq!(rate > 0.0, requests(now) > requests(before), "{before} then {now}");
+        before = now;
+    }
+    assert!(lines.next().is_none(), "--count 4 stops after four");
+    assert!(watch.wait().unwrap().success());
+
+    // A table per redraw, with the rate column.
+    let output = Command::new(BIN)
+        .args(["status", "--ports", &port, "--watch", "--interval", "100ms", "--count", "2"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(text.matches("│ req/s │").count(), 2, "{text}");
 }
 
 #[test]

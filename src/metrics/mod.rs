@@ -7,6 +7,7 @@
 //! worker, and needs no per-worker target.
 
 mod block;
+pub mod process;
 mod region;
 mod render;
 

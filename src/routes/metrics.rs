@@ -17,5 +17,6 @@ pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Resp
             &format!("{client} may not read /metrics (see --metrics-allow)"),
         );
     }
-    with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", app.metrics.render())
+    let page = app.metrics.render() + &crate::metrics::process::text(&app.placement);
+    with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", page)
 }

@@ -29,16 +29,17 @@ pub fn main(args: &ReloadArgs) -> ExitCode {
         }
     };
     // An instance waiting on its socket starts on the new binary anyway: waking it is not needed.
-    let running: Vec<String> = units
-        .iter()
-        .filter(|unit| unit.main_pid.is_some() && unit.active_state == "active")
-        .map(|unit| format!("{}@{}.service", args.template, unit.instance))
-        .collect();
+    let running: Vec<&units::Unit> =
+        units.iter().filter(|unit| unit.main_pid.is_some() && unit.active_state == "active").collect();
     if running.is_empty() {
         println!("no running {}@ instance to reload", args.template);
     }
     let mut failed = 0;
-    for unit in &running {
+    for instance in running {
+        let unit = &format!("{}@{}.service", args.template, instance.instance);
+        if let Some(warning) = instance.stale_environment(&args.template) {
+            eprintln!("app reload: warning: {warning}");
+        }
         match units::systemctl(&["reload", unit]) {
             Ok(_) => {
                 // Reloaded one at a time: the next waits until this one says READY=1 again, so at

@@ -3,6 +3,7 @@
 //! under the same names.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::process::Command;
 
 /// One instance as systemd sees it.
@@ -18,10 +19,45 @@ pub struct Unit {
     pub control_group: Option<String>,
     /// Whether the instance's socket unit is listening (it starts the service on a connection).
     pub socket_listening: bool,
+    /// The socket unit's `Result=` when it failed (`resources`: its address was taken).
+    pub socket_failure: Option<String>,
+    /// The service's `EnvironmentFile=`: read at start only, so a change after it needs a restart.
+    pub environment_file: Option<std::path::PathBuf>,
+    /// The socket unit's first `Listen=` address: where the instance answers, also when a drop-in
+    /// moved it off 127.0.0.1.
+    pub listen: Option<SocketAddr>,
+}
+
+impl Unit {
+    /// Whether systemd gave up on the instance: its service or its socket failed.
+    pub fn failed(&self) -> bool {
+        self.active_state == "failed" || self.socket_failure.is_some()
+    }
+
+    /// A warning when the running instance's environment file changed after it started: a
+    /// reload re-executes it with the environment it has, only a restart reads the file again.
+    pub fn stale_environment(&self, template: &str) -> Option<String> {
+        let file = self.environment_file.as_ref()?;
+        let started = self.started_monotonic_us.filter(|_| self.main_pid.is_some())?;
+        // systemd's start time is on CLOCK_MONOTONIC (to the microsecond); the file's on the wall
+        // clock: moved onto the monotonic clock by the two clocks' offset now.
+        let modified = std::fs::metadata(file).ok()?.modified().ok()?;
+        let age_us = std::time::SystemTime::now().duration_since(modified).unwrap_or_default().as_micros();
+        let modified = u128::from(monotonic_now_us()).saturating_sub(age_us);
+        (modified > u128::from(started)).then(|| {
+            format!(
+                "{} changed after {template}@{} started: a reload keeps the old settings; \
+                 systemctl restart {template}@{} applies them",
+                file.display(),
+                self.instance,
+                self.instance
+            )
+        })
+    }
 }
 
 const PROPERTIES: &str =
-    "Id,MainPID,ActiveState,SubState,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup";
+    "Id,MainPID,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup,Listen,EnvironmentFiles";
 
 /// Every instance of `template` (`app` for `app@.service`) systemd knows, loaded or running.
 pub fn list(template: &str) -> Result<Vec<Unit>, String> {
@@ -78,7 +114,13 @@ pub fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
             .or_insert_with(|| Unit { instance: instance.to_string(), ..Unit::default() });
         let active = fields.get("ActiveState").copied().unwrap_or("");
         match kind {
-            "socket" => unit.socket_listening = active == "active",
+            "socket" => {
+                unit.socket_listening = active == "active";
+                if active == "failed" {
+                    unit.socket_failure = Some(fields.get("Result").copied().unwrap_or("failed").to_string());
+                }
+                unit.listen = fields.get("Listen").and_then(|listen| listen_address(listen));
+            }
             "service" => {
                 unit.active_state = active.to_string();
                 unit.sub_state = fields.get("SubState").copied().unwrap_or("").to_string();
@@ -90,11 +132,30 @@ pub fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
                     .filter(|&t| t != 0);
                 unit.control_group =
                     fields.get("ControlGroup").filter(|cg| !cg.is_empty()).map(|cg| cg.to_string());
+                // `/etc/app/8081.env (ignore_errors=yes)`
+                unit.environment_file = fields
+                    .get("EnvironmentFiles")
+                    .and_then(|files| files.split(" (").next())
+                    .filter(|path| !path.is_empty())
+                    .map(std::path::PathBuf::from);
             }
             _ => {}
         }
     }
     instances.into_values().collect()
+}
+
+/// The address of a `Listen=` value such as `127.0.0.1:8082 (Stream)` or `[::]:8082 (Stream)`;
+/// an any-address socket is asked on loopback.
+fn listen_address(listen: &str) -> Option<SocketAddr> {
+    let mut address: SocketAddr = listen.split_whitespace().next()?.parse().ok()?;
+    if address.ip().is_unspecified() {
+        address.set_ip(match address {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    Some(address)
 }
 
 /// Every process in the unit's cgroup (v2, or v1's systemd hierarchy).
@@ -130,9 +191,11 @@ mod tests {
     #[test]
     fn reads_services_and_sockets_from_show() {
         let shown = "Id=app@8082.service\nMainPID=1234\nActiveState=active\nSubState=running\nNRestarts=2\n\
-                     ExecMainStartTimestampMonotonic=5000000\nControlGroup=/app.slice/app@8082.service\n\n\
-                     Id=app@8082.socket\nMainPID=0\nActiveState=active\nSubState=running\n\n\
-                     Id=app@8084.socket\nActiveState=active\nSubState=listening\n\n\
+                     ExecMainStartTimestampMonotonic=5000000\nControlGroup=/app.slice/app@8082.service\n\
+                     EnvironmentFiles=/etc/app/8082.env (ignore_errors=yes)\n\n\
+                     Id=app@8082.socket\nMainPID=0\nActiveState=active\nSubState=running\n\
+                     Listen=10.0.0.5:8082 (Stream)\n\n\
+                     Id=app@8084.socket\nActiveState=active\nSubState=listening\nListen=[::]:8084 (Stream)\n\n\
                      Id=app@8084.service\nMainPID=0\nActiveState=inactive\nSubState=dead\nNRestarts=0\n\
                      ExecMainStartTimestampMonotonic=0\nControlGroup=\n";
         let units = units_from_show(shown, "app");
@@ -148,9 +211,25 @@ mod tests {
                 started_monotonic_us: Some(5_000_000),
                 control_group: Some("/app.slice/app@8082.service".into()),
                 socket_listening: true,
+                socket_failure: None,
+                environment_file: Some("/etc/app/8082.env".into()),
+                listen: Some("10.0.0.5:8082".parse().unwrap()),
             }
         );
         assert_eq!((units[1].main_pid, units[1].socket_listening), (None, true));
         assert_eq!(units[1].active_state, "inactive");
+        assert_eq!(units[1].listen, Some("[::1]:8084".parse().unwrap()));
+        assert!(!units[0].failed() && !units[1].failed());
+    }
+
+    #[test]
+    fn a_failed_socket_fails_its_instance() {
+        let shown = "Id=app@8080.socket\nActiveState=failed\nSubState=failed\nResult=resources\n\
+                     Listen=127.0.0.1:8080 (Stream)\n\n\
+                     Id=app@8081.service\nMainPID=0\nActiveState=failed\nSubState=failed\nResult=exit-code\n";
+        let units = units_from_show(shown, "app");
+        assert_eq!(units[0].socket_failure.as_deref(), Some("resources"));
+        assert!(units[0].failed() && !units[0].socket_listening);
+        assert!(units[1].failed() && units[1].socket_failure.is_none());
     }
 }

@@ -5,7 +5,7 @@
 # Mirror: read from the host's apt sources (deb822 or one-line), never written in the repo.
 set -euo pipefail
 
-PACKAGES=systemd,systemd-sysv,dbus,nginx,iproute2,curl,procps,redis-server
+PACKAGES=systemd,systemd-sysv,dbus,nginx,iproute2,curl,procps,redis-server,man-db
 SUITE=${APP_TEST_SUITE:-bookworm}
 CACHE=${APP_TEST_CACHE:-/var/cache/app-tests}
 KEY=$(printf '%s %s v1' "$SUITE" "$PACKAGES" | sha256sum | cut -c1-12)

@@ -163,3 +163,18 @@ redis_enable() {
     ln -sf /lib/systemd/system/redis-server.service \
         "$root/etc/systemd/system/multi-user.target.wants/redis-server.service"
 }
+
+# reload_done CT: app-reload.service has run and is done.
+reload_done() { [ "$(prop "$1" app-reload.service ActiveState)" = inactive ] && [ "$(prop "$1" app-reload.service ExecMainStartTimestampMonotonic)" != 0 ]; }
+
+# run_doc CT FILE NAME [DIR]: the shell blocks of FILE (README.md, docs/operations.md) marked
+# `<!-- run: NAME -->`, run inside the container as written, by /bin/sh (dash on Debian, as the
+# blocks say `sh`), stopping at the first failing command; in DIR (default /root).
+run_doc() {
+    local ct=$1 file=$2 name=$3 dir=${4:-/root} script
+    script=$WORK/ct/$ct/merged/root/doc-$name.sh
+    python3 "$HERE/docblock.py" "$REPO/$file" "$name" > "$script"
+    note "$file, $name: $(grep -vc '^#' "$script") lines"
+    ct_exec "$ct" sh -c "cd '$dir' && sh -ex /root/doc-$name.sh" 2>&1 | sed 's/^/    /' ||
+        fail "$file: the block '$name' failed"
+}

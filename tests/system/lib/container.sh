@@ -15,11 +15,10 @@ ct_path() { echo "$WORK/ct/$1/merged"; }
 # Debian's own nginx.conf as README's Deploy says. The listed ports get their socket enabled
 # (lazy activation).
 ct_prepare() {
-    local name=$1 layout=$2 dir=$WORK/ct/$1 root port
+    local name=$1 layout=$2 root port
     shift 2
-    mkdir -p "$dir/upper" "$dir/work" "$dir/merged"
-    mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
-    root=$dir/merged
+    ct_overlay "$name"
+    root=$(ct_path "$name")
     install -m 0644 "$REPO"/systemd/app@.socket "$REPO"/systemd/app@.service \
         "$REPO"/systemd/app.target "$REPO"/systemd/app.slice "$root/etc/systemd/system/"
     mkdir -p "$root/etc/systemd/system/sockets.target.wants" "$root/etc/app"
@@ -28,6 +27,18 @@ ct_prepare() {
     done
     nginx_install "$root/etc/nginx" "$layout"
     install -m 0755 "$APP_BIN" "$root/usr/local/bin/app"
+    # The units' Documentation=man:app(1), which systemd-analyze verify checks with man(1).
+    mkdir -p "$root/usr/local/share/man/man1"
+    "$APP_BIN" man > "$root/usr/local/share/man/man1/app.1"
+}
+
+# ct_overlay NAME: the bare root filesystem of a container (Debian with nginx, nothing of the
+# app), on its own overlay; ct_prepare adds the app, a scenario may install it its own way.
+ct_overlay() {
+    local dir=$WORK/ct/$1 root
+    mkdir -p "$dir/upper" "$dir/work" "$dir/merged"
+    mount -t overlay overlay -o "lowerdir=$ROOTFS,upperdir=$dir/upper,workdir=$dir/work" "$dir/merged"
+    root=$dir/merged
     # Nothing the tests need from these; they only slow the boot down. Redis runs only where a
     # scenario enables it (redis_enable).
     rm -f "$root"/etc/systemd/system/timers.target.wants/* \

@@ -7,8 +7,8 @@ PORTS=(8080 8082 8083 8084 8085)
 ct_prepare op app-layout-b "${PORTS[@]}"
 root=$(ct_path op)
 install -m 0644 "$REPO"/systemd/app-reload.path "$REPO"/systemd/app-reload.service "$root/etc/systemd/system/"
-mkdir -p "$root/etc/systemd/system/app.target.wants" "$root/etc/systemd/system/multi-user.target.wants"
-ln -sf ../app-reload.path "$root/etc/systemd/system/app.target.wants/app-reload.path"
+mkdir -p "$root/etc/systemd/system/paths.target.wants" "$root/etc/systemd/system/multi-user.target.wants"
+ln -sf ../app-reload.path "$root/etc/systemd/system/paths.target.wants/app-reload.path"
 ln -sf ../app.target "$root/etc/systemd/system/multi-user.target.wants/app.target"
 printf 'APP_MODE=cluster\nAPP_WORKERS=2\n' > "$root/etc/app/8084.env"
 ct_boot op
@@ -16,8 +16,6 @@ out=$(ct_exec op systemd-analyze verify app-reload.path app-reload.service 2>&1)
 [ -z "$out" ] || fail "systemd-analyze verify printed:"$'\n'"$out"
 is_active op app-reload.path || fail "app-reload.path is not active"
 start_all op "${PORTS[@]}"
-# reload_done CT: app-reload.service has run and is done.
-reload_done() { [ "$(prop "$1" app-reload.service ActiveState)" = inactive ] && [ "$(prop "$1" app-reload.service ExecMainStartTimestampMonotonic)" != 0 ]; }
 
 # app status: one row per instance, as systemd sees it.
 status=$(ct_exec op app status --json)
