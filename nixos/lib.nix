@@ -163,6 +163,15 @@ rec {
   # services.nginx.commonHttpConfig: the http-level map and log format.
   httpConfig = nginxDir: "include ${nginxDir}/conf.d/app.conf;\n";
 
+  # services.nginx.virtualHosts.<name>.listen of the app's virtual host with services.app.nginx.port
+  # set: that port on each of `listenAddresses`, or, when it is empty, on each address nginx listens
+  # on by default (services.nginx.defaultListenAddresses: IPv4 and, with networking.enableIPv6, IPv6),
+  # the fallback nixpkgs' own virtualHosts.<name>.listenAddresses has. Without a port: [ ], nginx's
+  # defaults. `nginx` is the evaluated services.nginx.
+  vhostListen = nginx: { port, listenAddresses }:
+    if port == null then [ ]
+    else map (addr: { inherit addr port; }) (if listenAddresses != [ ] then listenAddresses else nginx.defaultListenAddresses);
+
   # The TCP ports a virtual host listens on, as the nixpkgs nginx module derives them: its own
   # `listen`, else services.nginx.defaultListen, else the default HTTP port (and the SSL one with
   # TLS). `nginx` is services.nginx, `vhost` one of its virtualHosts (both evaluated).

@@ -27,6 +27,8 @@ let
     defaultHTTPListenPort = 80;
     defaultSSLListenPort = 443;
     defaultListen = [ ];
+    # [ "0.0.0.0" ] ++ lib.optional config.networking.enableIPv6 "[::0]", IPv6 being on by default.
+    defaultListenAddresses = [ "0.0.0.0" "[::0]" ];
   };
   vhost = {
     listen = [ ];
@@ -190,6 +192,23 @@ let
     };
     vhost-ports-of-its-own-listen = {
       expr = app.vhostPorts nginxDefaults (vhost // { listen = [{ addr = "0.0.0.0"; port = 8080; ssl = false; } { addr = "[::]"; port = 8080; ssl = false; }]; });
+      expected = [ 8080 ];
+    };
+    # Defect 7 of issue 9: with a port, the virtual host listened on 0.0.0.0 only.
+    vhost-on-a-port-listens-on-every-default-address-ipv6-included = {
+      expr = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ ]; };
+      expected = [{ addr = "0.0.0.0"; port = 8080; } { addr = "[::0]"; port = 8080; }];
+    };
+    vhost-on-a-port-and-given-addresses = {
+      expr = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ "10.0.0.1" "[fd00::1]" ]; };
+      expected = [{ addr = "10.0.0.1"; port = 8080; } { addr = "[fd00::1]"; port = 8080; }];
+    };
+    vhost-without-a-port-keeps-the-nginx-defaults = {
+      expr = app.vhostListen nginxDefaults { port = null; listenAddresses = [ "10.0.0.1" ]; };
+      expected = [ ];
+    };
+    vhost-on-a-port-opens-that-port-only = {
+      expr = app.vhostPorts nginxDefaults (vhost // { listen = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ ]; }; });
       expected = [ 8080 ];
     };
     unit-substitutions = {

@@ -69,11 +69,13 @@ render() {
     eval_json tests/nix/nginx-conf.nix --argstr layout "$1" --argstr nginxDir "$2" \
         ${3:+--arg wrap "$3" --argstr prefix "$4"} | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin))'
 }
-step "nginx -t on the sites the module generates (tests/nix/nginx-conf.nix)"
+# Every configuration of tests/nix/layouts.nix.
+mapfile -t LAYOUTS < <(eval_json tests/nix/layouts.nix | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+step "nginx -t on the sites the module generates (tests/nix/nginx-conf.nix: ${LAYOUTS[*]})"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/tmp"
-for layout in layout-a layout-b proxy; do
+for layout in "${LAYOUTS[@]}"; do
     if ! render "$layout" "$PWD/nginx" true "$tmp" >"$tmp/$layout.conf"; then
         fail "nginx-conf.nix $layout"
         continue
@@ -89,7 +91,7 @@ done
 # tests/nix/fixtures: the same configurations as rendered by the nixpkgs nginx module itself
 # (captured with nixpkgs.lib and the module's source outside this repository: docs/nixos.md).
 step "tests/nix/nginx-conf.nix writes what the nixpkgs nginx module writes (tests/nix/fixtures)"
-for layout in layout-a layout-b proxy; do
+for layout in "${LAYOUTS[@]}"; do
     render "$layout" @nginxDir@ >"$tmp/fixture-$layout" &&
         python3 tests/nix/lib/same_tokens.py "tests/nix/fixtures/nginx-$layout.conf" "$tmp/fixture-$layout" ||
         fail "nginx-conf.nix $layout differs from the nixpkgs module's rendering"
