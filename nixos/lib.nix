@@ -104,8 +104,12 @@ rec {
       # A switch restarts the service in one step and leaves its socket open, so connections
       # wait in the backlog instead of being refused (stopIfChanged = true would stop both).
       stopIfChanged = false;
-      # /etc/app/PORT.env is read at start: restart when it changes.
-      restartTriggers = [ (builtins.hashString "sha256" envText) ];
+      # /etc/app/PORT.env is read at start: restart when it changes. switch-to-configuration
+      # restarts a unit whose drop-in changed; the hash is written into the drop-in directly
+      # because `restartTriggers` would have nixpkgs' systemd-lib create
+      # pkgs.writeText "X-Restart-Triggers-app@PORT", and `@` is not allowed in a store path
+      # name: evaluation fails ("contains illegal character '@'").
+      unitConfig.X-Restart-Triggers = builtins.hashString "sha256" envText;
       after = requires;
       wants = requires;
       serviceConfig =

@@ -104,7 +104,7 @@ let
         overrideStrategy = "asDropin";
         wantedBy = [ ];
         stopIfChanged = false;
-        restartTriggers = [ (builtins.hashString "sha256" "A=1\n") ];
+        unitConfig.X-Restart-Triggers = builtins.hashString "sha256" "A=1\n";
         after = [ ];
         wants = [ ];
         serviceConfig = { };
@@ -124,7 +124,7 @@ let
         overrideStrategy = "asDropin";
         wantedBy = [ "app.target" ];
         stopIfChanged = false;
-        restartTriggers = [ (builtins.hashString "sha256" "A=1\n") ];
+        unitConfig.X-Restart-Triggers = builtins.hashString "sha256" "A=1\n";
         after = [ "redis-app.service" ];
         wants = [ "redis-app.service" ];
         serviceConfig = {
@@ -136,8 +136,16 @@ let
         };
       };
     };
+    # nixpkgs' systemd-lib turns restartTriggers (and reloadTriggers) into
+    # pkgs.writeText "X-Restart-Triggers-<unit>": an `@` in the unit name is not a valid
+    # store path name, so a template instance must not set them.
+    template-instance-sets-no-store-path-named-after-it = {
+      expr = builtins.filter (k: builtins.elem k [ "restartTriggers" "reloadTriggers" ])
+        (attrNames (app.serviceUnit service) ++ attrNames (app.socketUnit { port = "8082"; listenAddress = "0.0.0.0"; }));
+      expected = [ ];
+    };
     restart-trigger-follows-the-env-file = {
-      expr = (app.serviceUnit service).restartTriggers == (app.serviceUnit (service // { envText = "A=2\n"; })).restartTriggers;
+      expr = (app.serviceUnit service).unitConfig == (app.serviceUnit (service // { envText = "A=2\n"; })).unitConfig;
       expected = false;
     };
     upstream-names = {
