@@ -97,6 +97,17 @@ for layout in "${LAYOUTS[@]}"; do
         fail "nginx-conf.nix $layout differs from the nixpkgs module's rendering"
 done
 
+# tests/nix/fixtures/units-nspawn-layout.json: what the nixpkgs systemd module generates for the
+# configuration tests/nix/nspawn-layout.nix models (captured outside this repository, like the
+# nginx fixtures), so the layout nspawn-layout.sh boots is the one NixOS would write.
+step "tests/nix/nspawn-layout.nix writes the drop-ins, links and env files the nixpkgs systemd module writes"
+if eval_json tests/nix/nspawn-layout.nix --arg workers 2 >"$tmp/nspawn-layout.json"; then
+    python3 tests/nix/lib/units_agree.py tests/nix/fixtures/units-nspawn-layout.json "$tmp/nspawn-layout.json" ||
+        fail "tests/nix/nspawn-layout.nix and the nixpkgs systemd module's units differ"
+else
+    fail "nspawn-layout.nix"
+fi
+
 step "the Debian layouts (nginx/sites-available) and the module proxy every path alike"
 for l in a b; do
     render "layout-$l" /etc/nginx >"$tmp/module-$l" &&
