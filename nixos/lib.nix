@@ -104,8 +104,12 @@ rec {
       # A switch restarts the service in one step and leaves its socket open, so connections
       # wait in the backlog instead of being refused (stopIfChanged = true would stop both).
       stopIfChanged = false;
-      # /etc/app/PORT.env is read at start: restart when it changes.
-      restartTriggers = [ (builtins.hashString "sha256" envText) ];
+      # /etc/app/PORT.env is read at start: restart when it changes. switch-to-configuration
+      # restarts a unit whose drop-in changed; the hash is written into the drop-in directly
+      # because `restartTriggers` would have nixpkgs' systemd-lib create
+      # pkgs.writeText "X-Restart-Triggers-app@PORT", and `@` is not allowed in a store path
+      # name: evaluation fails ("contains illegal character '@'").
+      unitConfig.X-Restart-Triggers = builtins.hashString "sha256" envText;
       after = requires;
       wants = requires;
       serviceConfig =
@@ -162,6 +166,15 @@ rec {
 
   # services.nginx.commonHttpConfig: the http-level map and log format.
   httpConfig = nginxDir: "include ${nginxDir}/conf.d/app.conf;\n";
+
+  # services.nginx.virtualHosts.<name>.listen of the app's virtual host with services.app.nginx.port
+  # set: that port on each of `listenAddresses`, or, when it is empty, on each address nginx listens
+  # on by default (services.nginx.defaultListenAddresses: IPv4 and, with networking.enableIPv6, IPv6),
+  # the fallback nixpkgs' own virtualHosts.<name>.listenAddresses has. Without a port: [ ], nginx's
+  # defaults. `nginx` is the evaluated services.nginx.
+  vhostListen = nginx: { port, listenAddresses }:
+    if port == null then [ ]
+    else map (addr: { inherit addr port; }) (if listenAddresses != [ ] then listenAddresses else nginx.defaultListenAddresses);
 
   # The TCP ports a virtual host listens on, as the nixpkgs nginx module derives them: its own
   # `listen`, else services.nginx.defaultListen, else the default HTTP port (and the SSL one with

@@ -354,9 +354,13 @@ in
       };
       listenAddresses = mkOption {
         type = types.listOf types.str;
-        default = config.services.nginx.defaultListenAddresses;
-        defaultText = literalExpression "config.services.nginx.defaultListenAddresses";
-        description = "Addresses the virtual host listens on when `port` is set.";
+        default = [ ];
+        example = [ "10.0.0.1" "[fd00::1]" ];
+        description = ''
+          Addresses the virtual host listens on when `port` is set; empty: every address of
+          `services.nginx.defaultListenAddresses` (IPv6 included), as for a virtual host's own
+          `listenAddresses`.
+        '';
       };
       routes = mkOption {
         type = types.attrsOf (types.submodule routeModule);
@@ -491,8 +495,8 @@ in
               inherit nginxDir;
             })
             cfg.nginx.routes;
-        } // lib.optionalAttrs (cfg.nginx.port != null) {
-          listen = map (addr: { inherit addr; inherit (cfg.nginx) port; }) cfg.nginx.listenAddresses;
+          # Empty (nginx's own listen defaults) unless services.app.nginx.port is set.
+          listen = app.vhostListen config.services.nginx { inherit (cfg.nginx) port listenAddresses; };
         };
       };
     })

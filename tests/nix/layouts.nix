@@ -21,6 +21,15 @@
     nginx.routes."/api/randoms".instances = [ 8082 8083 8084 8085 ];
   };
 
+  # The virtual host on a port of its own (services.app.nginx.port), on nginx's default addresses.
+  on-a-port = {
+    enable = true;
+    instances."8081" = { };
+    nginx.enable = true;
+    nginx.port = 8080;
+    nginx.routes."/".instances = [ 8081 ];
+  };
+
   # A balancer with no instance of its own in front of two backends.
   proxy = {
     enable = true;

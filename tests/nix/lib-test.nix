@@ -27,6 +27,8 @@ let
     defaultHTTPListenPort = 80;
     defaultSSLListenPort = 443;
     defaultListen = [ ];
+    # [ "0.0.0.0" ] ++ lib.optional config.networking.enableIPv6 "[::0]", IPv6 being on by default.
+    defaultListenAddresses = [ "0.0.0.0" "[::0]" ];
   };
   vhost = {
     listen = [ ];
@@ -102,7 +104,7 @@ let
         overrideStrategy = "asDropin";
         wantedBy = [ ];
         stopIfChanged = false;
-        restartTriggers = [ (builtins.hashString "sha256" "A=1\n") ];
+        unitConfig.X-Restart-Triggers = builtins.hashString "sha256" "A=1\n";
         after = [ ];
         wants = [ ];
         serviceConfig = { };
@@ -122,7 +124,7 @@ let
         overrideStrategy = "asDropin";
         wantedBy = [ "app.target" ];
         stopIfChanged = false;
-        restartTriggers = [ (builtins.hashString "sha256" "A=1\n") ];
+        unitConfig.X-Restart-Triggers = builtins.hashString "sha256" "A=1\n";
         after = [ "redis-app.service" ];
         wants = [ "redis-app.service" ];
         serviceConfig = {
@@ -134,8 +136,16 @@ let
         };
       };
     };
+    # nixpkgs' systemd-lib turns restartTriggers (and reloadTriggers) into
+    # pkgs.writeText "X-Restart-Triggers-<unit>": an `@` in the unit name is not a valid
+    # store path name, so a template instance must not set them.
+    template-instance-sets-no-store-path-named-after-it = {
+      expr = builtins.filter (k: builtins.elem k [ "restartTriggers" "reloadTriggers" ])
+        (attrNames (app.serviceUnit service) ++ attrNames (app.socketUnit { port = "8082"; listenAddress = "0.0.0.0"; }));
+      expected = [ ];
+    };
     restart-trigger-follows-the-env-file = {
-      expr = (app.serviceUnit service).restartTriggers == (app.serviceUnit (service // { envText = "A=2\n"; })).restartTriggers;
+      expr = (app.serviceUnit service).unitConfig == (app.serviceUnit (service // { envText = "A=2\n"; })).unitConfig;
       expected = false;
     };
     upstream-names = {
@@ -190,6 +200,23 @@ let
     };
     vhost-ports-of-its-own-listen = {
       expr = app.vhostPorts nginxDefaults (vhost // { listen = [{ addr = "0.0.0.0"; port = 8080; ssl = false; } { addr = "[::]"; port = 8080; ssl = false; }]; });
+      expected = [ 8080 ];
+    };
+    # Defect 7 of issue 9: with a port, the virtual host listened on 0.0.0.0 only.
+    vhost-on-a-port-listens-on-every-default-address-ipv6-included = {
+      expr = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ ]; };
+      expected = [{ addr = "0.0.0.0"; port = 8080; } { addr = "[::0]"; port = 8080; }];
+    };
+    vhost-on-a-port-and-given-addresses = {
+      expr = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ "10.0.0.1" "[fd00::1]" ]; };
+      expected = [{ addr = "10.0.0.1"; port = 8080; } { addr = "[fd00::1]"; port = 8080; }];
+    };
+    vhost-without-a-port-keeps-the-nginx-defaults = {
+      expr = app.vhostListen nginxDefaults { port = null; listenAddresses = [ "10.0.0.1" ]; };
+      expected = [ ];
+    };
+    vhost-on-a-port-opens-that-port-only = {
+      expr = app.vhostPorts nginxDefaults (vhost // { listen = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ ]; }; });
       expected = [ 8080 ];
     };
     unit-substitutions = {

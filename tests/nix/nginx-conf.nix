@@ -25,9 +25,13 @@ let
       priority = r.priority or 1000;
       extraConfig = r.extraConfig or "";
     };
-  # nixpkgs: services.nginx.defaultListenAddresses with networking.enableIPv6 (the default).
-  listenAddresses = [ "0.0.0.0" "[::0]" ];
-  port = 80;
+  # nixpkgs' services.nginx at its defaults (networking.enableIPv6 on): where a virtual host
+  # without `listen` listens. With services.app.nginx.port the module gives it a `listen`.
+  nginx = { defaultListenAddresses = [ "0.0.0.0" "[::0]" ]; defaultHTTPListenPort = 80; };
+  ownListen = app.vhostListen nginx { port = cfg.nginx.port or null; listenAddresses = cfg.nginx.listenAddresses or [ ]; };
+  listen =
+    if ownListen != [ ] then ownListen
+    else map (addr: { inherit addr; port = nginx.defaultHTTPListenPort; }) nginx.defaultListenAddresses;
 
   param = k: v: if builtins.isBool v then (if v then k else "") else "${k}=${toString v}";
   upstreamBlock = path:
@@ -56,7 +60,7 @@ let
   site = ''
     ${concatStringsSep "\n" (map upstreamBlock byUpstreamName)}
     server {
-      ${concatStringsSep "\n" (map (a: "listen ${a}:${toString port} default_server;") listenAddresses)}
+      ${concatStringsSep "\n" (map (l: "listen ${l.addr}:${toString l.port} default_server;") listen)}
       server_name app ;
       ${concatStringsSep "\n" (map locationBlock byPriority)}
       access_log /var/log/nginx/access.log app_upstream;

@@ -10,7 +10,7 @@
 { workers }:
 let
   app = import ../../nixos/lib.nix;
-  inherit (builtins) attrNames concatLists concatStringsSep head listToAttrs map mapAttrs;
+  inherit (builtins) attrNames concatLists concatStringsSep listToAttrs map mapAttrs;
 
   layout = (import ./layouts.nix).layout-b;
   listenAddress = "0.0.0.0";
@@ -47,7 +47,7 @@ let
   section = name: lines: if lines == [ ] then "" else "[${name}]\n" + concatStringsSep "" (map (l: l + "\n") lines);
   socketDropin = s: section "Socket" (map (v: "ListenStream=${v}") (s.socketConfig.ListenStream or [ ]));
   serviceDropin = s:
-    section "Unit" (map (t: "X-Restart-Triggers=${t}") s.restartTriggers)
+    section "Unit" [ "X-Restart-Triggers=${s.unitConfig.X-Restart-Triggers}" ]
     + section "Service" [ "X-StopIfChanged=${if s.stopIfChanged then "true" else "false"}" ];
   wants = kind: units: concatLists (map (n: map (t: "${t}.wants/${n}.${kind}") units.${n}.wantedBy) (attrNames units));
 in
@@ -61,6 +61,6 @@ in
   # symlinks under /etc/systemd/system, each to ../BASENAME
   links = wants "socket" sockets ++ wants "service" services ++ [ "multi-user.target.wants/app.target" ];
   inherit quoting;
-  trigger8082 = head services."app@8082".restartTriggers;
+  trigger8082 = services."app@8082".unitConfig.X-Restart-Triggers;
   instances = mapAttrs (_: _: null) layout.instances;
 }

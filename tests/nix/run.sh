@@ -70,11 +70,13 @@ render() {
     eval_json tests/nix/nginx-conf.nix --argstr layout "$1" --argstr nginxDir "$2" \
         ${3:+--arg wrap "$3" --argstr prefix "$4"} | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin))'
 }
-step "nginx -t on the sites the module generates (tests/nix/nginx-conf.nix)"
+# Every configuration of tests/nix/layouts.nix.
+mapfile -t LAYOUTS < <(eval_json tests/nix/layouts.nix | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)))')
+step "nginx -t on the sites the module generates (tests/nix/nginx-conf.nix: ${LAYOUTS[*]})"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/tmp"
-for layout in layout-a layout-b proxy; do
+for layout in "${LAYOUTS[@]}"; do
     if ! render "$layout" "$PWD/nginx" true "$tmp" >"$tmp/$layout.conf"; then
         fail "nginx-conf.nix $layout"
         continue
@@ -90,11 +92,22 @@ done
 # tests/nix/fixtures: the same configurations as rendered by the nixpkgs nginx module itself
 # (captured with nixpkgs.lib and the module's source outside this repository: docs/nixos.md).
 step "tests/nix/nginx-conf.nix writes what the nixpkgs nginx module writes (tests/nix/fixtures)"
-for layout in layout-a layout-b proxy; do
+for layout in "${LAYOUTS[@]}"; do
     render "$layout" @nginxDir@ >"$tmp/fixture-$layout" &&
         python3 tests/nix/lib/same_tokens.py "tests/nix/fixtures/nginx-$layout.conf" "$tmp/fixture-$layout" ||
         fail "nginx-conf.nix $layout differs from the nixpkgs module's rendering"
 done
+
+# tests/nix/fixtures/units-nspawn-layout.json: what the nixpkgs systemd module generates for the
+# configuration tests/nix/nspawn-layout.nix models (captured outside this repository, like the
+# nginx fixtures), so the layout nspawn-layout.sh boots is the one NixOS would write.
+step "tests/nix/nspawn-layout.nix writes the drop-ins, links and env files the nixpkgs systemd module writes"
+if eval_json tests/nix/nspawn-layout.nix --arg workers 2 >"$tmp/nspawn-layout.json"; then
+    python3 tests/nix/lib/units_agree.py tests/nix/fixtures/units-nspawn-layout.json "$tmp/nspawn-layout.json" ||
+        fail "tests/nix/nspawn-layout.nix and the nixpkgs systemd module's units differ"
+else
+    fail "nspawn-layout.nix"
+fi
 
 step "the Debian layouts (nginx/sites-available) and the module proxy every path alike"
 for l in a b; do
