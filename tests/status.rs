@@ -122,6 +122,16 @@ fn watch_redraws_with_requests_per_second() {
         .unwrap();
     let text = String::from_utf8(output.stdout).unwrap();
     assert_eq!(text.matches("│ req/s │").count(), 2, "{text}");
+    assert!(!text.contains('\x1b'), "no screen control into a pipe: {text}");
+
+    // On a terminal (script(1) gives it one) each redraw clears the screen first, and the
+    // states are coloured.
+    let command = format!("{BIN} status --ports {port} --watch --interval 100ms --count 2");
+    let output =
+        Command::new("script").args(["-qec", &command, "/dev/null"]).env_remove("NO_COLOR").output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text}");
+    assert!(text.contains("\x1b[32monline\x1b[0m"), "{text}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 # units, nginx files, docs and monitoring files; prints the path of the .deb.
 #
 #   packaging/debian/build.sh [BINARY [OUT_DIR]]   (default: target/release/app, target/debian)
+#   APP_DEB_VERSION=0.1.0+1 packaging/debian/build.sh   another package version than Cargo.toml's
 #
 # Why a script and not cargo-deb: the package is mostly not Rust (units whose paths are rewritten,
 # nginx conffiles, maintainer scripts that must start nothing on install and clean up on purge),
@@ -15,7 +16,7 @@ BIN=$(readlink -f "${1:-$REPO/target/release/app}")
 OUT=${2:-$REPO/target/debian}
 [ -x "$BIN" ] || { echo "build.sh: no binary at $BIN (cargo build --release)" >&2; exit 1; }
 
-VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)
+VERSION=${APP_DEB_VERSION:-$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -n1)}
 ARCH=$(dpkg --print-architecture)
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT

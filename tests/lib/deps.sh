@@ -9,6 +9,9 @@ TEST_PACKAGES=(
   systemd-container mmdebstrap   # a real systemd as PID 1 in a container
   nix-bin python3-pyflakes       # parsing, evaluating and linting the Nix side
   zsh fish man-db                # the completions in real shells, the manual page through man(1)
+                                 # (prometheus: tests/monitoring.sh takes promtool from Debian's
+                                 # package with apt-get download, unpacked, as installing it would
+                                 # start a Prometheus server on the test machine)
   wrk nodejs                     # bench/run.sh: the load tool and the Node stack it compares with
                                  # (npm: installed by bench/run.sh when no npm command exists, as
                                  # NodeSource's nodejs package carries its own and conflicts)

@@ -2,7 +2,7 @@
 # The Debian package (packaging/debian/build.sh) on a Debian container with nothing of the app:
 # the README's Deploy block, run as written, installs it with apt and enables layout (b);
 # installing alone started nothing; traffic through nginx fails no request, also across
-# `app reload`; `app status` sees every instance; then `apt-get purge` stops everything and
+# `app reload` and an upgrade to a newer package (which reloads); `app status` sees every instance; then `apt-get purge` stops everything and
 # leaves no file, no unit and no listener behind, with nginx running on a valid configuration.
 PORTS=(8080 8082 8083 8084 8085)
 deb=$("$REPO/packaging/debian/build.sh" "$APP_BIN" "$WORK/out/deb")
@@ -48,6 +48,25 @@ load_start deb deb --path '/api/randoms?cant=100' --path /info --path /healthz \
 wait_served deb 200
 # Once traffic flows: a reload of every running instance, as the README says after an upgrade.
 run_doc deb README.md deploy-reload /root
+wait_served deb 200
+# An upgrade (a newer package: the same binary, a new file) moves every running instance onto the
+# new file by a reload: same main pids, none left on the replaced (deleted) binary.
+newer=$(APP_DEB_VERSION="${deb##*/app_}" && APP_DEB_VERSION=${APP_DEB_VERSION%%_*}+1 \
+    "$REPO/packaging/debian/build.sh" "$APP_BIN" "$WORK/out/deb-newer")
+cp "$newer" "$root/root/"
+pids=$(for port in "${PORTS[@]}"; do main_pid deb "app@$port.service"; done)
+ct_exec deb env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "/root/$(basename "$newer")" 2>&1 |
+    grep -E "Unpacking|Setting up|reloaded" | sed 's/^/    /'
+on_new_binary() {
+    local port
+    for port in "${PORTS[@]}"; do
+        [ "$(ct_exec deb readlink "/proc/$(main_pid deb "app@$port.service")/exe")" = /usr/bin/app ] || return 1
+    done
+}
+wait_until 30 "every instance on the upgraded binary" on_new_binary
+[ "$(for port in "${PORTS[@]}"; do main_pid deb "app@$port.service"; done)" = "$pids" ] ||
+    fail "the upgrade restarted instances instead of reloading them"
+note "upgraded to $(ct_exec deb dpkg-query -W -f '${Version}' app): every instance reloaded in place"
 wait_served deb 200
 load_stop deb
 load_wait deb

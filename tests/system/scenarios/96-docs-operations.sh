@@ -3,8 +3,8 @@
 # container (dash as sh), from a copy of the repository, in the document's order: install by hand,
 # layout (b) with traffic and a reload under it, layout (a), settings, inspection, logs,
 # retention, a binary upgrade through app-reload.path under traffic, the timer, stop. Between them,
-# the walk-through's defects: a socket whose port another process holds shows in `app status`
-# (exit 3); an env file written after the start is warned about; an instance moved to another
+# the walk-through's defects: a socket whose port another process holds, and an instance that
+# failed on a bad env value, show in `app status` (exit 3); an env file written after the start is warned about; an instance moved to another
 # address by a socket drop-in is asked there.
 ct_overlay docs
 root=$(ct_path docs)
@@ -70,6 +70,23 @@ grep -q "/etc/app/8080.env changed after app@8080 started: .*systemctl restart a
 ct_exec docs app status | grep -q "/etc/app/8080.env changed after app@8080 started" ||
     fail "app status does not warn about the new env file"
 doc settings
+
+# A bad value in an env file: the instance exits 2 naming the flag, systemd ends up with it failed
+# (at once, or at its start limit), and app status exits 3 showing it.
+ct_exec docs sh -c 'printf "APP_MODE=cluster\nAPP_WORKERS=two\n" > /etc/app/8086.env'
+ct_exec docs systemctl start app@8086.socket
+ct_net docs curl -s -o /dev/null --max-time 5 http://127.0.0.1:8086/healthz || true
+failed_unit() { [ "$(prop docs app@8086.service ActiveState)" = failed ]; }
+wait_until 60 "app@8086 failed" failed_unit
+code=0
+status=$(ct_exec docs app status) || code=$?
+[ "$code" = 3 ] || fail "app status exited $code with a failed instance:"$'\n'"$status"
+grep -q "│ app@8086 .*│ failed/" <<<"$status" || fail "app@8086 not shown failed:"$'\n'"$status"
+[ "$(prop docs app@8086.service ExecMainStatus)" = 2 ] || fail "app@8086 exited $(prop docs app@8086.service ExecMainStatus), not 2"
+ct_exec docs systemctl stop app@8086.socket
+ct_exec docs systemctl reset-failed app@8086.service app@8086.socket
+ct_exec docs rm /etc/app/8086.env
+note "a bad env value: app@8086 failed, app status exit 3"
 doc inspect
 doc logs
 doc retention
