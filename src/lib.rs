@@ -4,9 +4,12 @@
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod descriptors;
 pub mod listener;
 pub mod logging;
+
 pub mod metrics;
+pub mod orphan;
 pub mod procfs;
 pub mod randoms;
 pub mod redis_link;
@@ -34,6 +37,14 @@ pub fn main() -> ExitCode {
         None => {}
     }
     let worker = take_worker_index();
+    let config = match settle(config) {
+        Ok(config) => config,
+        Err(invalid) => {
+            // As clap reports a bad flag: stderr (the journal under systemd), status 2.
+            eprintln!("error: {invalid}");
+            return ExitCode::from(2);
+        }
+    };
     logging::init();
     let _span = worker.map(|index| tracing::info_span!("worker", index).entered());
     let exe = executable();
@@ -49,6 +60,24 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks what clap cannot check alone and fills in what comes from elsewhere: the Redis URL from
+/// its file or credential, and the descriptor limit --max-connections needs.
+fn settle(mut config: Config) -> Result<Config, config::Invalid> {
+    config.redis_url = config.resolve_redis_url()?;
+    match &config.redis_url {
+        Some(url) => drop(redis_link::RedisLink::new(url).map_err(config::Invalid)?),
+        None if config.todos_store == config::StoreKind::Redis => {
+            return Err(config::Invalid(
+                "--todos-store redis needs --redis-url (or --redis-url-file, or the redis-url credential)"
+                    .into(),
+            ))
+        }
+        None => {}
+    }
+    descriptors::ensure_for(&config)?;
+    Ok(config)
 }
 
 /// The worker index a cluster primary gave this process, if it is one of its workers.

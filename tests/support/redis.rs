@@ -12,20 +12,50 @@ pub struct Redis {
     pub addr: SocketAddr,
     child: Option<Child>,
     dir: TempDir,
+    password: Option<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_with(None)
+    }
+
+    /// A server that demands `password` (`requirepass`).
+    pub fn with_password(password: &str) -> Redis {
+        Self::start_with(Some(password.to_string()))
+    }
+
+    fn start_with(password: Option<String>) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis =
-            Redis { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: None, dir: TempDir::new() };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut redis = Redis { addr, child: None, dir: TempDir::new(), password };
         redis.resume();
         redis
     }
 
-    /// `redis://127.0.0.1:PORT/0`, for `--redis-url`.
+    /// `redis://[:PASSWORD@]127.0.0.1:PORT/0`, for `--redis-url`.
     pub fn url(&self) -> String {
-        format!("redis://{}/0", self.addr)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@{}/0", self.addr),
+            None => format!("redis://{}/0", self.addr),
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open and nothing is answered, as when a
+    /// host stops answering without closing anything.
+    pub fn freeze(&self) {
+        self.send(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.send(libc::SIGCONT);
+    }
+
+    fn send(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("redis is running").id() as i32;
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     /// Kills the server (SIGKILL: every client sees its connection drop at once).
@@ -44,6 +74,7 @@ impl Redis {
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir.0)
+            .args(self.password.iter().flat_map(|password| ["--requirepass", password]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -63,9 +94,23 @@ impl Redis {
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(self.addr) else { return false };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 16];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read(&mut reply).is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
+        let mut reply = [0u8; 64];
+        let ping = match &self.password {
+            Some(password) => format!("AUTH {password}\r\nPING\r\n"),
+            None => "PING\r\n".to_string(),
+        };
+        if stream.write_all(ping.as_bytes()).is_err() {
+            return false;
+        }
+        // The AUTH's +OK may come in a read of its own.
+        let mut seen = String::new();
+        while let Ok(n @ 1..) = stream.read(&mut reply) {
+            seen.push_str(&String::from_utf8_lossy(&reply[..n]));
+            if seen.contains("+PONG") {
+                return true;
+            }
+        }
+        false
     }
 }
 
