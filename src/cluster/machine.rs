@@ -315,7 +315,9 @@ impl Machine {
             return;
         }
         if self.reload.is_some() {
+            // Said again, so that whoever asked (app reload --pid) waits for the READY=1 that ends it.
             tracing::info!("reload requested: one is already under way");
+            effects.tell(Notice::Reloading(format!("a reload is under way; {}", self.status())));
             return;
         }
         tracing::info!("reload: replacing the workers one by one");
