@@ -134,13 +134,7 @@ fn workers_stop_accepting_and_exit_within_a_second_of_a_killed_primary_whatever_
         .expect("a worker's NOTIFY_SOCKET");
     assert!(notify_dir.is_dir());
     // Connections that hold the workers: half a request head each, spread by the kernel.
-    let held: Vec<std::net::TcpStream> = (0..8)
-        .map(|_| {
-            let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
-            std::io::Write::write_all(&mut stream, b"GET /info HTTP/1.1\r\nhost: t").unwrap();
-            stream
-        })
-        .collect();
+    let held = hold_connections(app.addr, 8, b"GET /info HTTP/1.1\r\nhost: t");
     eventually("the workers have accepted them all", || {
         workers.iter().map(|pid| accepted_connections(*pid, app.addr.port())).sum::<usize>() == held.len()
     });

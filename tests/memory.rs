@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::TcpStream;
 
 use support::*;
@@ -19,16 +18,10 @@ fn rss(app: &App) -> u64 {
     app.get("/info").json()["rss_bytes"].as_u64().unwrap()
 }
 
-/// Opens `HELD` connections that each send `HEAD` bytes of an unfinished request head.
+/// Holds `HELD` connections that each sent `HEAD` bytes of an unfinished request head.
 fn push_memory(app: &App) -> Vec<TcpStream> {
     let filler = format!("GET /info HTTP/1.1\r\nx-filler: {}", "a".repeat(HEAD));
-    (0..HELD)
-        .map(|_| {
-            let mut stream = TcpStream::connect(app.addr).unwrap();
-            stream.write_all(filler.as_bytes()).unwrap();
-            stream
-        })
-        .collect()
+    hold_connections(app.addr, HELD, filler.as_bytes())
 }
 
 /// The limit: what the process uses idle plus half of what the held heads add.

@@ -51,13 +51,7 @@ fn the_soft_descriptor_limit_is_raised_so_a_client_over_max_connections_gets_the
         App::activated_with_nofile(&["--max-connections", "100", "--header-timeout", "60s"], (64, 4096))
             .ready();
     assert_eq!(soft_nofile(app.pid()), 356, "--max-connections 100 + 256 for the process");
-    let held: Vec<std::net::TcpStream> = (0..100)
-        .map(|_| {
-            let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
-            std::io::Write::write_all(&mut stream, b"GET /info HTTP/1.1\r\n").unwrap();
-            stream
-        })
-        .collect();
+    let held = hold_connections(app.addr, 100, b"GET /info HTTP/1.1\r\n");
     eventually("the app holds every connection", || accepted_connections(app.pid(), app.addr.port()) == 100);
     let refused = app.get("/info");
     assert_eq!(refused.status, 503, "{}", refused.body);

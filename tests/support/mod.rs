@@ -504,3 +504,15 @@ pub fn occupy_randoms_slot(app: &App, cant: u64) -> TcpStream {
         }
     }
 }
+
+/// Opens `count` connections to `addr` that each send `head` (an unfinished request head) and wait:
+/// what a slow or hostile client holds a server's connection slots and buffers with.
+pub fn hold_connections(addr: SocketAddr, count: usize, head: &[u8]) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(head).unwrap();
+            stream
+        })
+        .collect()
+}
