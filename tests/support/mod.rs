@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
 pub mod chat;
+pub mod netns;
 pub mod nginx;
 pub mod redis;
 pub mod webdriver;

@@ -13,6 +13,8 @@ pub struct Redis {
     child: Option<Child>,
     dir: TempDir,
     password: Option<String>,
+    /// The network namespace it runs in, when it is on a host of its own.
+    netns: Option<String>,
 }
 
 impl Redis {
@@ -28,7 +30,16 @@ impl Redis {
     fn start_with(password: Option<String>) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut redis = Redis { addr, child: None, dir: TempDir::new(), password };
+        let mut redis = Redis { addr, child: None, dir: TempDir::new(), password, netns: None };
+        redis.resume();
+        redis
+    }
+
+    /// A server on `host` (another network namespace), reached over its link.
+    pub fn on(host: &super::netns::Host) -> Redis {
+        let addr = SocketAddr::new(host.addr, 6379);
+        let mut redis =
+            Redis { addr, child: None, dir: TempDir::new(), password: None, netns: Some(host.netns.clone()) };
         redis.resume();
         redis
     }
@@ -69,8 +80,16 @@ impl Redis {
     /// Starts the server (again) on the same port and waits until it answers PING.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis is already running");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.addr.port().to_string()])
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "redis-server"]);
+                command
+            }
+            None => Command::new("redis-server"),
+        };
+        let child = command
+            .args(["--bind", &self.addr.ip().to_string(), "--port", &self.addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir.0)
