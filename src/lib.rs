@@ -1,6 +1,7 @@
 //! `app`: an HTTP server with fork and cluster modes, made to run as a socket-activated systemd
 //! service behind nginx. The binary is a thin call into [`main`].
 
+pub mod backoff;
 pub mod chat;
 pub mod cluster;
 pub mod config;
@@ -47,6 +48,10 @@ pub fn main() -> ExitCode {
     };
     logging::init();
     let _span = worker.map(|index| tracing::info_span!("worker", index).entered());
+    // Only the main process (fork mode, or a cluster's primary) is started by systemd.
+    if worker.is_none() {
+        backoff::wait(backoff::before_start());
+    }
     let exe = executable();
     let result = match (worker, config.mode) {
         (Some(index), _) => serving::run(config, Some(index), &exe),
@@ -54,7 +59,12 @@ pub fn main() -> ExitCode {
         (None, Mode::Fork) => serving::run(config, None, &exe),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            if worker.is_none() {
+                backoff::ended_cleanly();
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             tracing::error!("{error}");
             ExitCode::FAILURE

@@ -119,6 +119,9 @@ async fn serve_until_signal(
     if let Some(timeout) = systemd::watchdog_timeout() {
         tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
     }
+    if placement.worker.is_none() {
+        tokio::spawn(crate::backoff::record_stable_later());
+    }
 
     let primary_exited = async {
         match &primary {
@@ -202,6 +205,8 @@ async fn ping_watchdog(period: Duration, app: Arc<AppState>) {
 /// Replaces this process with `exe`, handing it the listener as fd 3. Returns only on failure.
 fn reexec(exe: &Path, listener: &std::net::TcpListener) -> std::io::Error {
     tracing::info!(exe = %exe.display(), "re-executing with the listener");
+    // The program that follows must not take this for a crash.
+    crate::backoff::ended_cleanly();
     let fd = listener.as_raw_fd();
     let mut command = std::process::Command::new(exe);
     command

@@ -93,3 +93,33 @@ fn bad_settings_from_the_environment_exit_2_naming_their_flag() {
         assert!(stderr.contains(flag), "{key}={value} should name {flag}: {stderr}");
     }
 }
+
+#[test]
+fn a_start_after_a_crash_waits_and_a_start_after_a_clean_stop_does_not() {
+    // The unit's RuntimeDirectory=, kept across restarts.
+    let runtime = TempDir::new();
+    let env = [("RUNTIME_DIRECTORY", runtime.0.to_str().unwrap())];
+    let mut first = App::activated_with(&[], &env).ready();
+    first.signal(libc::SIGKILL);
+    first.wait_exit();
+
+    let mut second = App::activated_with(&[], &env);
+    let waiting = second.wait_for_notification("STATUS=waiting");
+    assert_eq!(waiting, "STATUS=waiting 500ms before starting (restart back-off after a failure)");
+    second.wait_for_notification("READY=1");
+    second.signal(libc::SIGKILL);
+    second.wait_exit();
+
+    let mut third = App::activated_with(&[], &env);
+    let waiting = third.wait_for_notification("STATUS=waiting");
+    assert!(waiting.starts_with("STATUS=waiting 1s"), "the second crash in a row doubles it: {waiting}");
+    third.wait_for_notification("READY=1");
+    third.signal(libc::SIGTERM);
+    assert!(third.wait_exit().success());
+
+    let mut fourth = App::activated_with(&[], &env).ready();
+    assert!(!fourth.seen.iter().any(|line| line.starts_with("STATUS=waiting")), "{:?}", fourth.seen);
+    assert!(!fourth.logs().contains("restart back-off"), "{}", fourth.logs());
+    fourth.signal(libc::SIGTERM);
+    fourth.wait_exit();
+}

@@ -60,6 +60,7 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         if let Some(path) = config.watched(exe) {
             tokio::spawn(watcher::run(path));
         }
+        tokio::spawn(crate::backoff::record_stable_later());
         let limits = Limits {
             watchdog: spec.watchdog,
             ready_timeout: config.worker_ready_timeout,

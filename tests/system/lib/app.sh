@@ -165,3 +165,11 @@ redis_enable() {
     ln -sf /lib/systemd/system/redis-server.service \
         "$root/etc/systemd/system/multi-user.target.wants/redis-server.service"
 }
+
+# replaced_some CT UNIT PIDS: at least one of PIDS (sorted, the unit's before) is gone and the
+# unit has as many processes as before.
+replaced_some() {
+    local now
+    now=$(cgroup_procs "$1" "$2" | sort)
+    [ "$(comm -23 <(echo "$3") <(echo "$now") | wc -l)" -ge 1 ] && [ "$(wc -l <<<"$now")" = "$(wc -l <<<"$3")" ]
+}
