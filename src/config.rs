@@ -104,7 +104,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
     pub max_body_bytes: u64,
 
-    /// Open connections per process; a connection beyond it is answered 503 and closed at once.
+    /// Open connections per process; a connection beyond it is answered 503 and closed at once. The
+    /// soft file-descriptor limit is raised to this + 256; a hard limit (LimitNOFILE=) below that
+    /// refuses the start.
     #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
