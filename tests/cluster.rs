@@ -151,3 +151,20 @@ fn workers_stop_accepting_and_exit_within_a_second_of_a_killed_primary_whatever_
     assert!(!notify_dir.exists(), "{} was left behind", notify_dir.display());
     drop(held);
 }
+
+#[test]
+fn a_primary_removes_what_a_killed_primary_left_in_its_runtime_directory() {
+    let runtime = TempDir::new();
+    // As if a primary and its workers had all been killed at once (2^22 - 1: the largest pid Linux
+    // can give, at the very end of the largest pid_max, so no process of this test run).
+    let stale = runtime.0.join("app-primary-4194303");
+    std::fs::create_dir_all(&stale).unwrap();
+    let env = [("RUNTIME_DIRECTORY", runtime.0.to_str().unwrap())];
+    let mut app = App::activated_with(&["--mode", "cluster", "--workers", "1"], &env).ready();
+    assert!(!stale.exists(), "the stale directory is still there");
+    let own = runtime.0.join(format!("app-primary-{}", app.pid()));
+    assert!(own.is_dir(), "the primary's own directory is in RUNTIME_DIRECTORY");
+    app.signal(libc::SIGTERM);
+    assert!(app.wait_exit().success());
+    assert!(!own.exists(), "removed on a clean stop");
+}

@@ -176,10 +176,30 @@ pub const NOTIFY_DIR_PREFIX: &str = "app-primary-";
 impl NotifyDir {
     fn create() -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
+        if std::env::var_os("RUNTIME_DIRECTORY").is_some() {
+            remove_stale_dirs(&systemd::runtime_dir());
+        }
         let dir = systemd::runtime_dir().join(format!("{NOTIFY_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(NotifyDir(dir))
+    }
+}
+
+/// Removes the directories of primaries that are gone, left behind when a primary and its workers
+/// were all killed at once (the unit's RuntimeDirectory= is kept across restarts). Only in the
+/// unit's own directory: a shared temporary directory is not ours to sweep.
+fn remove_stale_dirs(base: &Path) {
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.strip_prefix(NOTIFY_DIR_PREFIX)) else { continue };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
