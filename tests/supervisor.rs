@@ -36,8 +36,10 @@ fn reload_into_a_slow_replacement(app: &mut App, old: &[i32; 2]) -> i32 {
     app.signal(libc::SIGHUP);
     app.wait_for_notification("RELOADING=1");
     let mut new = None;
+    // Executed, not only forked: a child stopped between fork and exec would hold the primary in
+    // its spawn call (the worker's environment is there only after the exec).
     eventually("the replacement worker is started", || {
-        new = children(app.pid()).into_iter().find(|pid| !old.contains(pid));
+        new = children(app.pid()).into_iter().find(|pid| !old.contains(pid) && worker_index(*pid) == "0");
         new.is_some()
     });
     new.unwrap()
