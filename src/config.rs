@@ -118,7 +118,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
     pub body_min_rate: u64,
 
-    /// Open connections per process; a connection beyond it is answered 503 and closed at once.
+    /// Open connections per process; a connection beyond it is answered 503 and closed at once. The
+    /// soft file-descriptor limit is raised to this + 256; a hard limit (LimitNOFILE=) below that
+    /// refuses the start.
     #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: u32,
@@ -168,8 +170,14 @@ pub struct Config {
     /// Redis for chat fan-out across processes and hosts (and todos with --todos-store redis),
     /// e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat rooms are
     /// process-local.
-    #[arg(long, env = "APP_REDIS_URL", required_if_eq("todos_store", "redis"))]
+    #[arg(long, env = "APP_REDIS_URL")]
     pub redis_url: Option<String>,
+
+    /// A file whose first line is the Redis URL, so its password stays out of the command line, the
+    /// environment and world-readable unit files [default: $CREDENTIALS_DIRECTORY/redis-url when
+    /// systemd's LoadCredential=redis-url:PATH provides it and --redis-url is not given].
+    #[arg(long, env = "APP_REDIS_URL_FILE", value_name = "PATH", conflicts_with = "redis_url")]
+    pub redis_url_file: Option<PathBuf>,
 
     /// Where todos live: sqlite (the file in --data-dir: every process on this host) or redis
     /// (--redis-url: every host).
@@ -224,11 +232,26 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub chat_queue: u32,
 
+    /// Resident memory a serving process may use (e.g. 512M, 1G, bytes; 0: no limit). A cluster worker
+    /// over it is replaced as a reload replaces it (the new worker ready first, the old one drained);
+    /// a fork-mode process reloads itself as on SIGHUP. Checked every second. The unit's MemoryHigh=
+    /// and MemoryMax= are the hard ceiling above it.
+    #[arg(long, env = "APP_WORKER_MAX_MEMORY", value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
+    pub worker_max_memory: u64,
+
+    /// How long a cluster worker has to report READY=1 after it is started; one that is not ready by
+    /// then is killed (a reload waiting for it fails and keeps the old worker).
+    #[arg(long, env = "APP_WORKER_READY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub worker_ready_timeout: Duration,
+
     /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in
     /// nginx/snippets/app-proxy.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
     #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub chat_ping_interval: Duration,
 }
+
+/// The name of the systemd credential (LoadCredential=redis-url:PATH) that holds the Redis URL.
+pub const REDIS_URL_CREDENTIAL: &str = "redis-url";
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
@@ -260,6 +283,38 @@ impl Config {
         self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map(|n| n.get().min(1024) as u16).unwrap_or(1)
         })
+    }
+
+    /// --worker-max-memory, when there is one (0: none).
+    pub fn worker_memory_limit(&self) -> Option<u64> {
+        (self.worker_max_memory > 0).then_some(self.worker_max_memory)
+    }
+
+    /// The Redis URL: --redis-url, else the first line of --redis-url-file, else the systemd
+    /// credential `redis-url` when there is one. Errors name the flag or the file.
+    pub fn resolve_redis_url(&self) -> Result<Option<String>, Invalid> {
+        let from_file = |path: &std::path::Path, what: &str| {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| Invalid(format!("{what} {}: {error}", path.display())))?;
+            let url = text.lines().next().unwrap_or("").trim().to_string();
+            if url.is_empty() {
+                return Err(Invalid(format!("{what} {}: the first line is empty", path.display())));
+            }
+            Ok(Some(url))
+        };
+        if let Some(url) = &self.redis_url {
+            return Ok(Some(url.clone()));
+        }
+        if let Some(path) = &self.redis_url_file {
+            return from_file(path, "--redis-url-file");
+        }
+        let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+            .map(|dir| PathBuf::from(dir).join(REDIS_URL_CREDENTIAL))
+            .filter(|path| path.exists());
+        match credential {
+            Some(path) => from_file(&path, "the credential"),
+            None => Ok(None),
+        }
     }
 
     /// The store's directory: the flag, systemd's StateDirectory= (its first path), or ./data.
@@ -315,6 +370,40 @@ fn nonzero(duration: Duration) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// A size in bytes as systemd's MemoryMax= and pm2's max_memory_restart write it: `1048576`, `512K`,
+/// `300M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let bad = || format!("`{text}` is not a size such as 1048576, 512K, 300M or 1G");
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| bad())?;
+    let unit = unit.to_ascii_uppercase();
+    let shift = match unit.trim_end_matches("IB").trim_end_matches('B') {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(bad()),
+    };
+    value.checked_mul(1 << shift).ok_or_else(bad)
+}
+
+/// A setting that parses but cannot work (a Redis URL that is not one, a descriptor limit too low
+/// for --max-connections): reported like clap's own errors, with exit status 2, so that systemd's
+/// RestartPreventExitStatus=2 does not restart a process that would only fail again.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
 /// Accepts a network (`10.0.0.0/8`) or a single address (`10.0.0.1`).
 fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
@@ -356,6 +445,21 @@ mod tests {
         assert_eq!(parse_long_duration("300ms"), Ok(ms(300)));
         assert!(parse_long_duration("0h").is_err());
         assert!(parse_long_duration("soon").is_err());
+    }
+
+    #[test]
+    fn sizes_take_bytes_and_binary_units() {
+        assert_eq!(parse_bytes("0"), Ok(0));
+        assert_eq!(parse_bytes("1048576"), Ok(1 << 20));
+        assert_eq!(parse_bytes("512K"), Ok(512 << 10));
+        assert_eq!(parse_bytes("300M"), Ok(300 << 20));
+        assert_eq!(parse_bytes("1G"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2gib"), Ok(2 << 30));
+        assert_eq!(parse_bytes("1MB"), Ok(1 << 20));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("1X").is_err());
+        assert!(parse_bytes("-1").is_err());
+        assert!(parse_bytes("99999999999T").is_err());
     }
 
     #[test]

@@ -1,15 +1,18 @@
 //! `app`: an HTTP server with fork and cluster modes, made to run as a socket-activated systemd
 //! service behind nginx. The binary is a thin call into [`main`].
 
+pub mod backoff;
 pub mod chat;
 pub mod cluster;
 pub mod color;
 pub mod config;
+pub mod descriptors;
 pub mod lingering;
 pub mod listener;
 pub mod logging;
 pub mod manual;
 pub mod metrics;
+pub mod orphan;
 pub mod procfs;
 pub mod randoms;
 pub mod redis_link;
@@ -40,8 +43,20 @@ pub fn main() -> ExitCode {
         None => {}
     }
     let worker = take_worker_index();
+    let config = match settle(config) {
+        Ok(config) => config,
+        Err(invalid) => {
+            // As clap reports a bad flag: stderr (the journal under systemd), status 2.
+            eprintln!("error: {invalid}");
+            return ExitCode::from(2);
+        }
+    };
     logging::init();
     let _span = worker.map(|index| tracing::info_span!("worker", index).entered());
+    // Only the main process (fork mode, or a cluster's primary) is started by systemd.
+    if worker.is_none() {
+        backoff::wait(backoff::before_start());
+    }
     let exe = executable();
     let result = match (worker, config.mode) {
         (Some(index), _) => serving::run(config, Some(index), &exe),
@@ -49,12 +64,35 @@ pub fn main() -> ExitCode {
         (None, Mode::Fork) => serving::run(config, None, &exe),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            if worker.is_none() {
+                backoff::ended_cleanly();
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             tracing::error!("{error}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks what clap cannot check alone and fills in what comes from elsewhere: the Redis URL from
+/// its file or credential, and the descriptor limit --max-connections needs.
+fn settle(mut config: Config) -> Result<Config, config::Invalid> {
+    config.redis_url = config.resolve_redis_url()?;
+    match &config.redis_url {
+        Some(url) => drop(redis_link::RedisLink::new(url).map_err(config::Invalid)?),
+        None if config.todos_store == config::StoreKind::Redis => {
+            return Err(config::Invalid(
+                "--todos-store redis needs --redis-url (or --redis-url-file, or the redis-url credential)"
+                    .into(),
+            ))
+        }
+        None => {}
+    }
+    descriptors::ensure_for(&config)?;
+    Ok(config)
 }
 
 /// The worker index a cluster primary gave this process, if it is one of its workers.

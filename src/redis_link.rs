@@ -5,6 +5,8 @@
 use std::time::{Duration, Instant};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::io::tcp::socket2::TcpKeepalive;
+use redis::io::tcp::TcpSettings;
 use redis::{Client, RedisError};
 use tokio::sync::Mutex;
 
@@ -13,6 +15,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed first connection, requests fail at once for this long instead of each waiting
 /// for its own attempt in turn.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// TCP keepalive on the command connection: an idle connection to a host that vanished (no FIN, no
+/// RST) is found dead after 5 s of silence and 3 unanswered probes 2 s apart, and one with unsent or
+/// unacknowledged data after 10 s (TCP_USER_TIMEOUT), instead of Linux's two hours. A frozen but
+/// reachable Redis still acknowledges at the TCP level: the command timeout covers that. (The chat
+/// relay's subscription, for which redis-rs takes no TCP settings, has its own ping deadline.)
+fn tcp_settings() -> TcpSettings {
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(5))
+        .with_interval(Duration::from_secs(2))
+        .with_retries(3);
+    TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(Duration::from_secs(10))
+}
 
 pub struct RedisLink {
     client: Client,
@@ -51,6 +69,7 @@ impl RedisLink {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(TIMEOUT)
             .set_response_timeout(TIMEOUT)
+            .set_tcp_settings(tcp_settings())
             .set_number_of_retries(1)
             .set_max_delay(1000);
         match self.client.get_connection_manager_with_config(config).await {

@@ -15,18 +15,27 @@ use tokio::sync::watch;
 use crate::config::{Config, Mode};
 use crate::listener::{self, Acquired};
 use crate::state::{AppState, Placement};
-use crate::{server, systemd, watcher};
+use crate::{orphan, server, systemd, watcher};
 
 /// How long start-up waits for the chat relay's subscription before announcing READY=1.
 const RELAY_PATIENCE: Duration = Duration::from_secs(2);
 
+/// How often a fork-mode process compares its memory with --worker-max-memory (as the cluster
+/// primary does for its workers).
+const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
 enum Ending {
     Exit,
     Reexec,
+    /// The cluster primary is gone: exit at once (see crate::orphan).
+    Orphaned,
 }
 
 /// Runs a serving process; `worker` is its index when a cluster primary started it.
 pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dyn Error>> {
+    if worker.is_some() {
+        orphan::arm_hard_deadline()?;
+    }
     let acquired = listener::acquire(&config)?;
     let placement = Placement {
         mode: if worker.is_some() { Mode::Cluster } else { Mode::Fork },
@@ -38,17 +47,23 @@ pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dy
     };
     let runtime = build_runtime(config.threads, config.randoms_concurrency)?;
     let Acquired { listener, .. } = acquired;
-    let serving = listener.try_clone()?;
+    // Fork mode keeps a copy to hand to the program it re-executes. A worker keeps none: once it
+    // stops accepting, nothing of it may hold the socket.
+    let (serving, kept) = match worker {
+        Some(_) => (listener, None),
+        None => (listener.try_clone()?, Some(listener)),
+    };
     let ending = runtime.block_on(async {
+        let primary = worker.map(|_| orphan::Primary::watch()).transpose()?;
         let listener = tokio::net::TcpListener::from_std(serving)?;
         let app = AppState::new(config, placement).map_err(std::io::Error::other)?;
-        serve_until_signal(listener, app, exe).await
+        serve_until_signal(listener, app, exe, primary).await
     })?;
     // Blocking tasks still running after a drain timeout must not hold up the exit.
     runtime.shutdown_timeout(Duration::from_millis(100));
-    match ending {
-        Ending::Exit => Ok(()),
-        Ending::Reexec => Err(reexec(exe, &listener).into()),
+    match (ending, kept) {
+        (Ending::Reexec, Some(listener)) => Err(reexec(exe, &listener).into()),
+        _ => Ok(()),
     }
 }
 
@@ -69,6 +84,7 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     app: AppState,
     exe: &Path,
+    primary: Option<orphan::Primary>,
 ) -> std::io::Result<Ending> {
     let app = Arc::new(app);
     let placement = &app.placement;
@@ -103,9 +119,31 @@ async fn serve_until_signal(
     if let Some(timeout) = systemd::watchdog_timeout() {
         tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
     }
+    if placement.worker.is_none() {
+        tokio::spawn(crate::backoff::record_stable_later());
+    }
+
+    let primary_exited = async {
+        match &primary {
+            Some(primary) => primary.exited().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(primary_exited);
+    // A cluster worker's memory is watched by its primary.
+    let memory_limit = app.config.worker_memory_limit().filter(|_| placement.worker.is_none());
+    let mut memory_checks = tokio::time::interval(MEMORY_CHECK_PERIOD);
 
     let ending = loop {
         tokio::select! {
+            _ = &mut primary_exited => break Ending::Orphaned,
+            _ = memory_checks.tick(), if memory_limit.is_some() => {
+                let used = crate::procfs::own_rss_bytes().unwrap_or(0);
+                if memory_limit.is_some_and(|limit| used > limit) {
+                    tracing::warn!(used, limit = memory_limit, "over --worker-max-memory: reloading, as on SIGHUP");
+                    break Ending::Reexec;
+                }
+            }
             _ = sigterm.recv() => break Ending::Exit,
             _ = sigint.recv() => break Ending::Exit,
             _ = sighup.recv() => {
@@ -126,6 +164,13 @@ async fn serve_until_signal(
     match ending {
         Ending::Exit => systemd::stopping("draining connections"),
         Ending::Reexec => systemd::reloading(&format!("draining, then re-executing {}", exe.display())),
+        Ending::Orphaned => {
+            tracing::warn!(grace = ?orphan::GRACE, "the cluster primary is gone: closing the listener and exiting");
+            orphan::remove_primary_dir();
+            let _ = stop.send(true);
+            let _ = tokio::time::timeout(orphan::GRACE, server).await;
+            return Ok(ending);
+        }
     }
     tracing::info!(timeout = ?app.config.drain_timeout, "draining");
     let _ = stop.send(true);
@@ -160,6 +205,8 @@ async fn ping_watchdog(period: Duration, app: Arc<AppState>) {
 /// Replaces this process with `exe`, handing it the listener as fd 3. Returns only on failure.
 fn reexec(exe: &Path, listener: &std::net::TcpListener) -> std::io::Error {
     tracing::info!(exe = %exe.display(), "re-executing with the listener");
+    // The program that follows must not take this for a crash.
+    crate::backoff::ended_cleanly();
     let fd = listener.as_raw_fd();
     let mut command = std::process::Command::new(exe);
     command

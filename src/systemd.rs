@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
+use crate::status::reload_wait;
+
 /// Sends states to `NOTIFY_SOCKET`; does nothing when there is none (not under a service manager).
 /// A failed send is logged, not fatal: serving matters more than reporting.
 pub fn notify(states: &[NotifyState]) {
@@ -17,20 +19,55 @@ pub fn notify(states: &[NotifyState]) {
     }
 }
 
+/// The states that start and end a reload also go to a waiting `app reload --pid` (the unit's
+/// ExecReload=), which so learns when the reload is done and how it went.
+fn notify_with_waiter(states: &[NotifyState]) {
+    notify(states);
+    reload_wait::tell(states);
+}
+
 pub fn ready(status: &str) {
-    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+    notify_with_waiter(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// READY=1 at the end of a reload, saying how it went: a failed one (the old workers still serve)
+/// adds `X_APP_RELOAD=failed ...`, which systemd ignores and `app reload --pid` reports.
+pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
+    match reload {
+        Some(Err(error)) => {
+            let failed = format!("{}failed {error}", reload_wait::RESULT_PREFIX);
+            let status = format!("{status}; reload failed: {error}");
+            notify_with_waiter(&[
+                NotifyState::Ready,
+                NotifyState::Status(&status),
+                NotifyState::Custom(&failed),
+            ]);
+        }
+        _ => ready(status),
+    }
 }
 
 pub fn status(status: &str) {
     notify(&[NotifyState::Status(status)]);
 }
 
+/// RELOADING=1 with the time, as Type=notify-reload (systemd 253+) requires.
 pub fn reloading(status: &str) {
-    notify(&[NotifyState::Reloading, NotifyState::Status(status)]);
+    let now = NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0));
+    notify_with_waiter(&[NotifyState::Reloading, now, NotifyState::Status(status)]);
 }
 
 pub fn stopping(status: &str) {
-    notify(&[NotifyState::Stopping, NotifyState::Status(status)]);
+    notify_with_waiter(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}
+
+/// The directory for this process's private sockets: systemd's RuntimeDirectory= when the unit has
+/// one, else the temporary directory (private to the unit under PrivateTmp=, which ExecReload=
+/// shares with the main process).
+pub fn runtime_dir() -> std::path::PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .and_then(|dirs| std::env::split_paths(&dirs).next())
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 pub fn watchdog_ping() {

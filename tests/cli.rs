@@ -46,6 +46,10 @@ const FLAGS: &[&str] = &[
     "--chat-burst",
     "--chat-queue",
     "--chat-ping-interval",
+    "--worker-max-memory",
+    "--worker-ready-timeout",
+    "--redis-url-file",
+    "CREDENTIALS_DIRECTORY",
 ];
 
 #[test]
@@ -115,6 +119,10 @@ fn a_bad_value_names_its_flag_and_exits_2() {
         (&["--chat-burst", "0"], "--chat-burst"),
         (&["--chat-queue", "0"], "--chat-queue"),
         (&["--chat-ping-interval", "never"], "--chat-ping-interval"),
+        (&["--worker-max-memory", "1X"], "--worker-max-memory"),
+        (&["--worker-ready-timeout", "0"], "--worker-ready-timeout"),
+        (&["--redis-url-file", "/nonexistent"], "--redis-url-file"),
+        (&["--redis-url", "redis://h", "--redis-url-file", "/f"], "--redis-url-file"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, flag) in cases {

@@ -68,7 +68,10 @@ fn sighup_replaces_every_worker_with_no_failed_request() {
     });
     eprintln!("reload under load: {} requests, {} failed", load.sent, load.failed.len());
     assert!(load.failed.is_empty(), "{:?}", load.failed);
-    eventually("the old workers have exited", || before.iter().all(|pid| !alive(*pid)));
+    // Gone from the primary's children too (reaped, not only dead).
+    eventually("the old workers have exited", || {
+        before.iter().all(|pid| !alive(*pid)) && children(app.pid()).len() == 2
+    });
     let after = children(app.pid());
     assert_eq!(after.len(), 2);
     assert!(after.iter().all(|pid| !before.contains(pid)), "{before:?} -> {after:?}");
@@ -105,4 +108,63 @@ fn a_worker_that_stops_answering_is_killed_by_the_primarys_watchdog() {
     app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
     assert!(!alive(frozen));
     app.wait_for_log("missed its watchdog deadline"); // the log says why
+}
+
+#[test]
+fn workers_stop_accepting_and_exit_within_a_second_of_a_killed_primary_whatever_their_connections_do() {
+    // Long timeouts: a worker that drained as on a stop would stay for 30 s.
+    let mut app = App::activated(&[
+        "--mode",
+        "cluster",
+        "--workers",
+        "2",
+        "--header-timeout",
+        "30s",
+        "--drain-timeout",
+        "30s",
+    ])
+    .ready();
+    let workers = children(app.pid());
+    let notify_dir = std::fs::read(format!("/proc/{}/environ", workers[0]))
+        .unwrap()
+        .split(|byte| *byte == 0)
+        .find_map(|entry| entry.strip_prefix(b"NOTIFY_SOCKET="))
+        .map(|path| std::path::PathBuf::from(String::from_utf8_lossy(path).to_string()))
+        .and_then(|path| path.parent().map(|dir| dir.to_path_buf()))
+        .expect("a worker's NOTIFY_SOCKET");
+    assert!(notify_dir.is_dir());
+    // Connections that hold the workers: half a request head each, spread by the kernel.
+    let held = hold_connections(app.addr, 8, b"GET /info HTTP/1.1\r\nhost: t");
+    eventually("the workers have accepted them all", || {
+        workers.iter().map(|pid| accepted_connections(*pid, app.addr.port())).sum::<usize>() == held.len()
+    });
+    // Only the app holds the listening socket now.
+    drop(app.socket.take());
+
+    app.signal(libc::SIGKILL);
+    let killed = std::time::Instant::now();
+    eventually("every worker has exited", || workers.iter().all(|pid| !alive(*pid)));
+    let took = killed.elapsed();
+    assert!(took < std::time::Duration::from_millis(1500), "the workers took {took:?} to exit");
+    let refused = std::net::TcpStream::connect(app.addr).map(drop).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "nobody may hold the socket");
+    assert!(!notify_dir.exists(), "{} was left behind", notify_dir.display());
+    drop(held);
+}
+
+#[test]
+fn a_primary_removes_what_a_killed_primary_left_in_its_runtime_directory() {
+    let runtime = TempDir::new();
+    // As if a primary and its workers had all been killed at once (2^22 - 1: the largest pid Linux
+    // can give, at the very end of the largest pid_max, so no process of this test run).
+    let stale = runtime.0.join("app-primary-4194303");
+    std::fs::create_dir_all(&stale).unwrap();
+    let env = [("RUNTIME_DIRECTORY", runtime.0.to_str().unwrap())];
+    let mut app = App::activated_with(&["--mode", "cluster", "--workers", "1"], &env).ready();
+    assert!(!stale.exists(), "the stale directory is still there");
+    let own = runtime.0.join(format!("app-primary-{}", app.pid()));
+    assert!(own.is_dir(), "the primary's own directory is in RUNTIME_DIRECTORY");
+    app.signal(libc::SIGTERM);
+    assert!(app.wait_exit().success());
+    assert!(!own.exists(), "removed on a clean stop");
 }

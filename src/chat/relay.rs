@@ -18,6 +18,9 @@ use crate::redis_link::{outcome_unknown, RedisLink, TIMEOUT};
 const CHANNEL_PREFIX: &str = "app:chat:";
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the subscription is pinged; a Redis that is gone is noticed within this plus
+/// [`TIMEOUT`].
+const PING_PERIOD: Duration = Duration::from_secs(3);
 
 pub struct Relay {
     link: Arc<RedisLink>,
@@ -70,22 +73,9 @@ async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: 
                 subscribed.send_replace(true);
                 tracing::info!(redis = %link.describe(), "chat relay subscribed");
                 backoff = FIRST_BACKOFF;
-                let mut messages = pubsub.into_on_message();
-                while let Some(message) = messages.next().await {
-                    let Some(room) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
-                        continue;
-                    };
-                    match message.get_payload::<String>() {
-                        Ok(frame) => rooms.deliver(room, Utf8Bytes::from(frame)),
-                        Err(error) => tracing::warn!(%error, "chat relay: a payload that is not text"),
-                    }
-                    // Let the sockets write what was just queued before the next message: in a
-                    // burst (everyone reconnecting after a drain) the relay would otherwise fill
-                    // every queue before any socket ran, and disconnect healthy clients as slow.
-                    tokio::task::yield_now().await;
-                }
+                let why = relay_until_lost(pubsub, &rooms).await;
                 subscribed.send_replace(false);
-                tracing::warn!("chat relay lost its Redis subscription; reconnecting");
+                tracing::warn!("chat relay lost its Redis subscription ({why}); reconnecting");
             }
             Err(error) => tracing::warn!(%error, retry_in = ?backoff, "chat relay cannot subscribe"),
         }
@@ -93,6 +83,40 @@ async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: 
         let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
         tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Delivers what the subscription receives until it is lost: closed by Redis, or a ping not
+/// answered within [`TIMEOUT`]. A subscriber only ever reads, so without the pings a Redis host that
+/// vanished (powered off, rebooted, its link cut: no FIN, no RST) would leave it waiting forever
+/// for messages that go to a new server, and a frozen Redis would look merely quiet.
+async fn relay_until_lost(pubsub: redis::aio::PubSub, rooms: &Rooms) -> &'static str {
+    let (mut sink, mut messages) = pubsub.split();
+    let mut pings = tokio::time::interval_at(tokio::time::Instant::now() + PING_PERIOD, PING_PERIOD);
+    loop {
+        tokio::select! {
+            message = messages.next() => {
+                let Some(message) = message else { return "closed by Redis" };
+                let Some(room) = message.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
+                    continue;
+                };
+                match message.get_payload::<String>() {
+                    Ok(frame) => rooms.deliver(room, Utf8Bytes::from(frame)),
+                    Err(error) => tracing::warn!(%error, "chat relay: a payload that is not text"),
+                }
+                // Let the sockets write what was just queued before the next message: in a
+                // burst (everyone reconnecting after a drain) the relay would otherwise fill
+                // every queue before any socket ran, and disconnect healthy clients as slow.
+                tokio::task::yield_now().await;
+            }
+            _ = pings.tick() => {
+                match tokio::time::timeout(TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => return "a ping failed",
+                    Err(_) => return "a ping was not answered in time",
+                }
+            }
+        }
     }
 }
 

@@ -2,23 +2,25 @@
 //! processes (copies of this binary) serving it, tells the service manager how they are, forwards
 //! a stop to them and replaces them one by one on SIGHUP.
 
-mod slot;
+mod machine;
 mod worker;
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+use tokio::time::sleep_until;
 
 use crate::config::Config;
-use crate::{listener, metrics, systemd, watcher};
-use slot::{Command, Report, Slot};
-use worker::SpawnSpec;
+use crate::{listener, metrics, procfs, systemd, watcher};
+use machine::{Effects, Input, Limits, Machine, Notice, Signal, WorkerId};
 pub use worker::WORKER_INDEX_ENV;
+use worker::{Event, SpawnSpec};
 
 /// The watchdog a worker is held to when the primary itself has none from systemd.
 const DEFAULT_WORKER_WATCHDOG: Duration = Duration::from_secs(20);
@@ -58,156 +60,146 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         if let Some(path) = config.watched(exe) {
             tokio::spawn(watcher::run(path));
         }
-        supervise(spec, config.drain_timeout, watchdog).await
+        tokio::spawn(crate::backoff::record_stable_later());
+        let limits = Limits {
+            watchdog: spec.watchdog,
+            ready_timeout: config.worker_ready_timeout,
+            drain_timeout: config.drain_timeout,
+            max_memory: config.worker_memory_limit(),
+        };
+        supervise(spec, limits, watchdog).await
     })?;
     drop(acquired);
     Ok(())
 }
 
-async fn supervise(
-    spec: Arc<SpawnSpec>,
-    drain_timeout: Duration,
-    watchdog: Option<Duration>,
-) -> std::io::Result<()> {
+/// How often the workers' memory is compared with --worker-max-memory.
+const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Turns signals, worker events and timers into the machine's inputs, until it has stopped.
+async fn supervise(spec: Arc<SpawnSpec>, limits: Limits, watchdog: Option<Duration>) -> std::io::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let (reports_tx, mut reports) = mpsc::unbounded_channel();
-    let mut slots = Vec::new();
-    for index in 0..spec.workers {
-        let (commands_tx, commands) = mpsc::unbounded_channel();
-        let slot = Slot::new(index, spec.clone(), drain_timeout, commands, reports_tx.clone());
-        slots.push((commands_tx, tokio::spawn(slot.run())));
-    }
-    let mut table = Table::new(spec.workers);
-    let (reload_done_tx, mut reload_done) = mpsc::unbounded_channel();
-    let mut reloading = false;
-
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let mut processes =
+        Processes { spec: spec.clone(), events: events_tx, workers: HashMap::new(), next_id: 0 };
+    let check_memory = limits.max_memory.is_some();
+    let mut machine = Machine::start(spec.workers, limits, Instant::now(), &mut processes);
     // The primary pings for the instance: only while at least one worker is ready to serve.
     let mut pings = tokio::time::interval(watchdog.map_or(Duration::from_secs(3600), |timeout| timeout / 2));
+    let mut memory_checks = tokio::time::interval(MEMORY_CHECK_PERIOD);
 
-    let why = loop {
-        tokio::select! {
-            _ = sigterm.recv() => break "SIGTERM",
-            _ = sigint.recv() => break "SIGINT",
-            _ = sighup.recv() => {
-                if reloading {
-                    tracing::info!("SIGHUP: a reload is already under way");
-                    continue;
+    while !machine.finished() {
+        let deadline = machine.next_deadline();
+        let input = tokio::select! {
+            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping the workers"); Input::Stop }
+            _ = sigint.recv() => { tracing::info!("SIGINT: stopping the workers"); Input::Stop }
+            _ = sighup.recv() => Input::Reload,
+            Some((worker, event)) = events.recv() => match event {
+                Event::Ready => Input::Ready(worker),
+                Event::Pinged => Input::Pinged(worker),
+                Event::Exited(how) => {
+                    processes.workers.remove(&worker);
+                    Input::Exited { worker, how }
                 }
-                reloading = true;
-                tracing::info!("SIGHUP: replacing the workers one by one");
-                systemd::reloading(&format!("replacing workers; {}", table.status()));
-                let commands = slots.iter().map(|(commands, _)| commands.clone()).collect();
-                let done = reload_done_tx.clone();
-                tokio::spawn(async move { let _ = done.send(roll(commands).await); });
-            }
-            Some(outcome) = reload_done.recv() => {
-                reloading = false;
-                match outcome {
-                    Ok(()) => tracing::info!("reload done: every worker replaced"),
-                    Err(error) => tracing::error!(%error, "reload stopped"),
-                }
-                systemd::ready(&table.status());
-            }
-            Some(report) = reports.recv() => {
-                table.apply(&report);
-                if let Some(metrics) = &spec.metrics {
-                    metrics.set_worker_restarts(table.restarts);
-                }
-                // READY=1 once, when every worker first is; later changes only update STATUS=.
-                if table.all_ready() && !table.announced {
-                    table.announced = true;
-                    tracing::info!("{}", table.status());
-                    systemd::ready(&table.status());
-                } else {
-                    systemd::status(&table.status());
-                }
-            }
+            },
+            _ = sleep_until(deadline.map_or_else(far_future, Into::into)), if deadline.is_some() => Input::Tick,
+            _ = memory_checks.tick(), if check_memory => Input::CheckMemory,
             _ = pings.tick(), if watchdog.is_some() => {
-                if table.ready_count() > 0 {
+                if machine.ready_count() > 0 {
                     systemd::watchdog_ping();
                 }
+                continue;
             }
+        };
+        machine.handle(input, Instant::now(), &mut processes);
+        if let Some(metrics) = &spec.metrics {
+            metrics.set_worker_restarts(machine.restarts());
         }
-    };
-
-    tracing::info!("{why}: stopping the workers");
-    systemd::stopping(&format!("{why}: draining {} workers", spec.workers));
-    for (commands, _) in &slots {
-        let _ = commands.send(Command::Shutdown);
-    }
-    for (_, task) in slots {
-        let _ = task.await;
     }
     tracing::info!("all workers stopped");
     Ok(())
 }
 
-/// Replaces every worker in turn, each only after the one before is ready.
-async fn roll(slots: Vec<mpsc::UnboundedSender<Command>>) -> Result<(), String> {
-    for commands in slots {
-        let (reply, replaced) = oneshot::channel();
-        commands.send(Command::Replace(reply)).map_err(|_| "a worker slot has stopped".to_string())?;
-        replaced.await.map_err(|_| "a worker slot has stopped".to_string())??;
-    }
-    Ok(())
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86400)
 }
 
-/// What the primary knows of its workers, for `STATUS=` and readiness.
-struct Table {
-    ready: Vec<Option<u32>>,
-    restarts: u64,
-    announced: bool,
+/// The machine's effects on real processes and on the service manager.
+struct Processes {
+    spec: Arc<SpawnSpec>,
+    events: mpsc::UnboundedSender<(WorkerId, Event)>,
+    workers: HashMap<WorkerId, worker::Handle>,
+    next_id: WorkerId,
 }
 
-impl Table {
-    fn new(workers: u16) -> Self {
-        Table { ready: vec![None; workers.into()], restarts: 0, announced: false }
+impl Effects for Processes {
+    fn spawn(&mut self, slot: u16) -> Result<(WorkerId, u32), String> {
+        self.next_id += 1;
+        let handle =
+            worker::spawn(&self.spec, slot, self.next_id, self.events.clone()).map_err(|e| e.to_string())?;
+        let pid = handle.pid;
+        self.workers.insert(self.next_id, handle);
+        Ok((self.next_id, pid))
     }
 
-    fn apply(&mut self, report: &Report) {
-        match *report {
-            Report::Ready { index, pid } => self.ready[usize::from(index)] = Some(pid),
-            Report::Died { index, pid } => {
-                if self.ready[usize::from(index)] == Some(pid) {
-                    self.ready[usize::from(index)] = None;
-                }
-                self.restarts += 1;
-            }
-            Report::Stopped { index } => self.ready[usize::from(index)] = None,
+    fn signal(&mut self, worker: WorkerId, signal: Signal) {
+        if let Some(handle) = self.workers.get(&worker) {
+            let _ = handle.signals.send(match signal {
+                Signal::Terminate => libc::SIGTERM,
+                Signal::Kill => libc::SIGKILL,
+            });
         }
     }
 
-    fn ready_count(&self) -> usize {
-        self.ready.iter().flatten().count()
+    fn tell(&mut self, notice: Notice) {
+        match notice {
+            Notice::Status(status) => systemd::status(&status),
+            Notice::Ready { status, reload } => systemd::ready_after(&status, reload.as_ref()),
+            Notice::Reloading(status) => systemd::reloading(&status),
+            Notice::Stopping(status) => systemd::stopping(&status),
+        }
     }
 
-    fn all_ready(&self) -> bool {
-        self.ready_count() == self.ready.len()
-    }
-
-    fn status(&self) -> String {
-        let restarts = self.restarts;
-        let plural = if restarts == 1 { "" } else { "s" };
-        format!("{}/{} workers ready, {restarts} restart{plural}", self.ready_count(), self.ready.len())
+    fn memory(&mut self, worker: WorkerId) -> Option<u64> {
+        procfs::rss_bytes(self.workers.get(&worker)?.pid)
     }
 }
 
 /// A private directory for the workers' notify sockets, removed with the primary.
 struct NotifyDir(PathBuf);
 
+/// How the primary's private directory is named (followed by its pid).
+pub const NOTIFY_DIR_PREFIX: &str = "app-primary-";
+
 impl NotifyDir {
     fn create() -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        // systemd's RuntimeDirectory= when the unit has one, else the (private, under PrivateTmp) temp dir.
-        let base = std::env::var_os("RUNTIME_DIRECTORY")
-            .and_then(|dirs| std::env::split_paths(&dirs).next())
-            .unwrap_or_else(std::env::temp_dir);
-        let dir = base.join(format!("app-primary-{}", std::process::id()));
+        if std::env::var_os("RUNTIME_DIRECTORY").is_some() {
+            remove_stale_dirs(&systemd::runtime_dir());
+        }
+        let dir = systemd::runtime_dir().join(format!("{NOTIFY_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         Ok(NotifyDir(dir))
+    }
+}
+
+/// Removes the directories of primaries that are gone, left behind when a primary and its workers
+/// were all killed at once (the unit's RuntimeDirectory= is kept across restarts). Only in the
+/// unit's own directory: a shared temporary directory is not ours to sweep.
+fn remove_stale_dirs(base: &Path) {
+    for entry in std::fs::read_dir(base).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.strip_prefix(NOTIFY_DIR_PREFIX)) else { continue };
+        let Ok(pid) = pid.parse::<libc::pid_t>() else { continue };
+        // SAFETY: kill with signal 0 only checks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod probe;
 pub mod reload;
+pub mod reload_wait;
 mod table;
 mod units;
 mod watch;

@@ -1,9 +1,10 @@
 //! `app reload`: every running app@PORT instance onto the installed binary, one after another
 //! (pm2's `reload all`), each with `systemctl reload`, so the unit's own ExecReload= runs and
 //! systemd knows. What app-reload.service runs when app-reload.path sees a new binary.
+//! `app reload --pid PID` reloads one process and waits for it: the unit's ExecReload=.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -14,13 +15,28 @@ pub struct ReloadArgs {
     /// The systemd template whose running instances are reloaded (`app` for app@PORT.service).
     #[arg(long, default_value = "app")]
     pub template: String,
+
+    /// Reload only this process (SIGHUP) and return once it is ready again, failing if the reload
+    /// fails: what the unit's `ExecReload=app reload --pid $MAINPID` runs.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// With --pid: the longest wait for the process to be ready again (systemd's TimeoutStartSec=
+    /// bounds ExecReload= too).
+    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration, requires = "pid")]
+    pub timeout: Duration,
 }
 
-/// How long one instance may stay in systemd's `reloading` state before the next one is reloaded
-/// anyway (the instance's own drain timeout bounds it in practice).
-const SETTLE: Duration = Duration::from_secs(60);
-
 pub fn main(args: &ReloadArgs) -> ExitCode {
+    if let Some(pid) = args.pid {
+        return match super::reload_wait::reload_and_wait(pid, args.timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("app reload: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let units = match units::list(&args.template) {
         Ok(units) => units,
         Err(error) => {
@@ -40,13 +56,10 @@ pub fn main(args: &ReloadArgs) -> ExitCode {
         if let Some(warning) = instance.stale_environment(&args.template) {
             eprintln!("app reload: warning: {warning}");
         }
+        // One at a time: `systemctl reload` returns once the instance is ready again (the unit's
+        // ExecReload= waits for it), so at most one instance of an nginx upstream is between binaries.
         match units::systemctl(&["reload", unit]) {
-            Ok(_) => {
-                // Reloaded one at a time: the next waits until this one says READY=1 again, so at
-                // most one instance of an nginx upstream is between binaries.
-                settle(unit);
-                println!("reloaded {unit}");
-            }
+            Ok(_) => println!("reloaded {unit}"),
             Err(error) => {
                 eprintln!("app reload: {error}");
                 failed += 1;
@@ -57,16 +70,5 @@ pub fn main(args: &ReloadArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
-}
-
-/// Waits (bounded) while systemd shows the unit `reloading` (RELOADING=1 until READY=1).
-fn settle(unit: &str) {
-    let deadline = Instant::now() + SETTLE;
-    while Instant::now() < deadline {
-        match units::systemctl(&["show", "-P", "ActiveState", unit]) {
-            Ok(state) if state.trim() == "reloading" => std::thread::sleep(Duration::from_millis(100)),
-            _ => return,
-        }
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses its own part of this module.
 
 pub mod chat;
+pub mod netns;
 pub mod nginx;
 pub mod redis;
 pub mod webdriver;
@@ -41,15 +42,26 @@ impl App {
     }
 
     pub fn activated_with(args: &[&str], env: &[(&str, &str)]) -> App {
-        Self::start_activated(std::path::Path::new(BIN), args, env)
+        Self::start_activated(std::path::Path::new(BIN), args, env, None)
     }
 
     /// Like `activated`, running the binary from `exe` (a copy the test may replace).
     pub fn activated_exe(exe: &std::path::Path, args: &[&str]) -> App {
-        Self::start_activated(exe, args, &[])
+        Self::start_activated(exe, args, &[], None)
     }
 
-    fn start_activated(exe: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> App {
+    /// Like `activated`, under a file-descriptor limit (soft, hard) set before exec, as systemd's
+    /// LimitNOFILE= does.
+    pub fn activated_with_nofile(args: &[&str], nofile: (u64, u64)) -> App {
+        Self::start_activated(std::path::Path::new(BIN), args, &[], Some(nofile))
+    }
+
+    fn start_activated(
+        exe: &std::path::Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<(u64, u64)>,
+    ) -> App {
         let socket = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let fd = socket.as_raw_fd();
@@ -64,6 +76,12 @@ impl App {
                 let moved = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
                 if moved < 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if let Some((soft, hard)) = nofile {
+                    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });
@@ -512,4 +530,16 @@ pub fn occupy_randoms_slot(app: &App, cant: u64) -> TcpStream {
             }
         }
     }
+}
+
+/// Opens `count` connections to `addr` that each send `head` (an unfinished request head) and wait:
+/// what a slow or hostile client holds a server's connection slots and buffers with.
+pub fn hold_connections(addr: SocketAddr, count: usize, head: &[u8]) -> Vec<TcpStream> {
+    (0..count)
+        .map(|_| {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream.write_all(head).unwrap();
+            stream
+        })
+        .collect()
 }

@@ -12,20 +12,61 @@ pub struct Redis {
     pub addr: SocketAddr,
     child: Option<Child>,
     dir: TempDir,
+    password: Option<String>,
+    /// The network namespace it runs in, when it is on a host of its own.
+    netns: Option<String>,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Self::start_with(None)
+    }
+
+    /// A server that demands `password` (`requirepass`).
+    pub fn with_password(password: &str) -> Redis {
+        Self::start_with(Some(password.to_string()))
+    }
+
+    fn start_with(password: Option<String>) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut redis =
-            Redis { addr: SocketAddr::from(([127, 0, 0, 1], port)), child: None, dir: TempDir::new() };
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut redis = Redis { addr, child: None, dir: TempDir::new(), password, netns: None };
         redis.resume();
         redis
     }
 
-    /// `redis://127.0.0.1:PORT/0`, for `--redis-url`.
+    /// A server on `host` (another network namespace), reached over its link.
+    pub fn on(host: &super::netns::Host) -> Redis {
+        let addr = SocketAddr::new(host.addr, 6379);
+        let mut redis =
+            Redis { addr, child: None, dir: TempDir::new(), password: None, netns: Some(host.netns.clone()) };
+        redis.resume();
+        redis
+    }
+
+    /// `redis://[:PASSWORD@]127.0.0.1:PORT/0`, for `--redis-url`.
     pub fn url(&self) -> String {
-        format!("redis://{}/0", self.addr)
+        match &self.password {
+            Some(password) => format!("redis://:{password}@{}/0", self.addr),
+            None => format!("redis://{}/0", self.addr),
+        }
+    }
+
+    /// Freezes the server (SIGSTOP): its connections stay open and nothing is answered, as when a
+    /// host stops answering without closing anything.
+    pub fn freeze(&self) {
+        self.send(libc::SIGSTOP);
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.send(libc::SIGCONT);
+    }
+
+    fn send(&self, signal: i32) {
+        let pid = self.child.as_ref().expect("redis is running").id() as i32;
+        // SAFETY: kill has no memory-safety preconditions.
+        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
     }
 
     /// Kills the server (SIGKILL: every client sees its connection drop at once).
@@ -36,30 +77,23 @@ impl Redis {
         }
     }
 
-    /// Freezes the server (SIGSTOP), as a hung host would: connections stay open, nothing answers.
-    pub fn freeze(&self) {
-        self.send_signal(libc::SIGSTOP);
-    }
-
-    /// Lets a frozen server run again (SIGCONT): it then carries out what it was sent meanwhile.
-    pub fn thaw(&self) {
-        self.send_signal(libc::SIGCONT);
-    }
-
-    fn send_signal(&self, signal: i32) {
-        let child = self.child.as_ref().expect("redis is running");
-        // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
-    }
-
     /// Starts the server (again) on the same port and waits until it answers PING.
     pub fn resume(&mut self) {
         assert!(self.child.is_none(), "redis is already running");
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.addr.port().to_string()])
+        let mut command = match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns, "redis-server"]);
+                command
+            }
+            None => Command::new("redis-server"),
+        };
+        let child = command
+            .args(["--bind", &self.addr.ip().to_string(), "--port", &self.addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir.0)
+            .args(self.password.iter().flat_map(|password| ["--requirepass", password]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -79,9 +113,23 @@ impl Redis {
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(self.addr) else { return false };
         let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut reply = [0u8; 16];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read(&mut reply).is_ok_and(|n| reply[..n].starts_with(b"+PONG"))
+        let mut reply = [0u8; 64];
+        let ping = match &self.password {
+            Some(password) => format!("AUTH {password}\r\nPING\r\n"),
+            None => "PING\r\n".to_string(),
+        };
+        if stream.write_all(ping.as_bytes()).is_err() {
+            return false;
+        }
+        // The AUTH's +OK may come in a read of its own.
+        let mut seen = String::new();
+        while let Ok(n @ 1..) = stream.read(&mut reply) {
+            seen.push_str(&String::from_utf8_lossy(&reply[..n]));
+            if seen.contains("+PONG") {
+                return true;
+            }
+        }
+        false
     }
 }
 

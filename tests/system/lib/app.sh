@@ -178,3 +178,11 @@ run_doc() {
     ct_exec "$ct" sh -c "cd '$dir' && sh -ex /root/doc-$name.sh" 2>&1 | sed 's/^/    /' ||
         fail "$file: the block '$name' failed"
 }
+
+# replaced_some CT UNIT PIDS: at least one of PIDS (sorted, the unit's before) is gone and the
+# unit has as many processes as before.
+replaced_some() {
+    local now
+    now=$(cgroup_procs "$1" "$2" | sort)
+    [ "$(comm -23 <(echo "$3") <(echo "$now") | wc -l)" -ge 1 ] && [ "$(wc -l <<<"$now")" = "$(wc -l <<<"$3")" ]
+}
