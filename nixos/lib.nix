@@ -202,11 +202,11 @@ rec {
   # ---- package --------------------------------------------------------------------------------
   # The source the package builds from, as a predicate on a path relative to the repository
   # (package.nix's src filter; tests/nix/sandbox-check.sh copies the same files): the crate, the
-  # unit files, the nginx policy and the Rust tests, so that a change in docs/ or nixos/ does not
-  # rebuild.
+  # unit files, the nginx policy, the Rust tests and the operations guide the units name, so that
+  # another change in docs/ or nixos/ does not rebuild.
   inSource = rel: type:
     let top = head (split "/" rel);
-    in builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" ]
+    in builtins.elem rel [ "Cargo.toml" "Cargo.lock" "build.rs" "docs" "docs/operations.md" ]
       || builtins.elem top [ "src" "systemd" "benches" "nginx" ]
       || (top == "tests" && (type == "directory" || match ".*[.]rs" rel != null));
 
@@ -217,12 +217,12 @@ rec {
   packagedUnits = files: filter (f: !(builtins.elem f unitsNotPackaged)) files;
 
   # What the package changes in the unit files of systemd/ when it installs them under
-  # $out/lib/systemd/system: FHS paths that do not exist on NixOS.
-  unitSubstitutions = { app, kill }: [
-    { file = "app@.service"; from = "/usr/local/bin/app"; to = app; }
-    { file = "app@.service"; from = "/bin/kill"; to = kill; }
-    { file = "app-reload.service"; from = "/usr/local/bin/app"; to = app; }
-  ];
+  # $out/lib/systemd/system: FHS paths that do not exist on NixOS. `files` are the packaged units
+  # (every one names the operations guide in Documentation=), `app` the binary, `doc` the
+  # directory of the installed guide.
+  unitSubstitutions = { app, doc, files }:
+    map (file: { inherit file; from = "/usr/local/bin/app"; to = app; }) [ "app@.service" "app-reload.service" ]
+    ++ map (file: { inherit file; from = "file:/usr/share/doc/app/"; to = "file:${doc}/"; }) files;
 
   # Shell commands (for postInstall) that apply unitSubstitutions in directory `dir`; each
   # replacement must match (substituteInPlace --replace-fail).

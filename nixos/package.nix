@@ -1,12 +1,14 @@
 # The app binary, its systemd units (systemd/ installed under lib/systemd/system, with the FHS
-# paths in them replaced by store paths: see unitSubstitutions in ./lib.nix) and its nginx policy
-# (nginx/ under share/app/nginx: the NixOS module includes the snippets from there).
-{ lib, rustPlatform, coreutils, iproute2, systemd }:
+# paths in them replaced by store paths: see unitSubstitutions in ./lib.nix), its nginx policy
+# (nginx/ under share/app/nginx: the NixOS module includes the snippets from there), the manual
+# page, the shell completions and the operations guide the units' Documentation= names.
+{ lib, rustPlatform, installShellFiles, fish, iproute2, man-db, systemd, util-linux, zsh }:
 
 let
   app = import ./lib.nix;
   cargo = builtins.fromTOML (builtins.readFile ../Cargo.toml);
   unitDir = "$out/lib/systemd/system";
+  docDir = "$out/share/doc/app";
   unitFiles = app.packagedUnits (builtins.attrNames (builtins.readDir ../systemd));
 in
 rustPlatform.buildRustPackage {
@@ -24,8 +26,10 @@ rustPlatform.buildRustPackage {
 
   # The check phase runs in the build sandbox: no network but loopback, no HOME, and no
   # program but stdenv's and these: systemd-socket-activate (tests/activation.rs starts the
-  # binary under it) and ss (tests/limits.rs reads the kernel's accept queue).
-  nativeCheckInputs = [ iproute2 systemd ];
+  # binary under it), ss (tests/limits.rs reads the kernel's accept queue), script
+  # (tests/status.rs gives `app status --watch` a terminal), zsh, fish and man
+  # (tests/conventions.rs checks the completions and the manual page with them).
+  nativeCheckInputs = [ fish iproute2 man-db systemd util-linux zsh ];
   # Every test target runs there except the tests that start a server the sandbox does not
   # have. Those name it, and are skipped by that word: redis-server (tests/todos.rs,
   # tests/chat.rs), nginx and Chromium (tests/browser.rs). They run in the test command
@@ -33,15 +37,26 @@ rustPlatform.buildRustPackage {
   # simulated build sandbox, reading these declarations from this file.
   checkFlags = [ "--skip=redis" "--skip=nginx" "--skip=browser" ];
 
+  nativeBuildInputs = [ installShellFiles ];
+
   postInstall = ''
     mkdir -p ${unitDir}
     ${builtins.concatStringsSep "\n" (map (f: "install -m 0644 systemd/${f} ${unitDir}/") unitFiles)}
-    mkdir -p $out/share/app
-    cp -r nginx $out/share/app/nginx
+    install -D -m 0644 -t ${docDir} docs/operations.md
     ${app.substituteCommands unitDir (app.unitSubstitutions {
       app = "${placeholder "out"}/bin/app";
-      kill = "${coreutils}/bin/kill";
+      doc = "${placeholder "out"}/share/doc/app";
+      files = unitFiles;
     })}
+    mkdir -p $out/share/app
+    cp -r nginx $out/share/app/nginx
+    # The manual page and the completions are made by the binary from its own flags.
+    $out/bin/app man > app.1
+    installManPage app.1
+    installShellCompletion --cmd app \
+      --bash <($out/bin/app completions bash) \
+      --fish <($out/bin/app completions fish) \
+      --zsh <($out/bin/app completions zsh)
   '';
 
   meta = {

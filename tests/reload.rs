@@ -42,7 +42,7 @@ fn a_cluster_reload_returns_once_every_new_worker_is_ready() {
 }
 
 #[test]
-fn a_failed_cluster_reload_is_reported_failed() {
+fn a_cluster_reload_held_up_by_a_frozen_redis_is_reported_failed() {
     let redis = Redis::start();
     let url = redis.url();
     let mut app = App::activated(&[

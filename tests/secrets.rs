@@ -60,7 +60,7 @@ fn the_redis_url_comes_from_a_systemd_credential_and_its_password_is_never_shown
 }
 
 #[test]
-fn a_wrong_password_is_reported_without_showing_it() {
+fn a_wrong_redis_password_is_reported_without_showing_it() {
     let redis = Redis::with_password(PASSWORD);
     let dir = TempDir::new();
     let wrong = redis.url().replace(PASSWORD, "wrong-Pa55word");
@@ -75,7 +75,7 @@ fn a_wrong_password_is_reported_without_showing_it() {
 }
 
 #[test]
-fn a_password_given_on_the_command_line_is_hidden_from_info() {
+fn a_redis_password_given_on_the_command_line_is_hidden_from_info() {
     let redis = Redis::with_password(PASSWORD);
     let url = redis.url();
     let app = App::activated(&["--redis-url", &url, "--todos-store", "redis"]).ready();

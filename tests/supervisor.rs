@@ -51,7 +51,7 @@ fn signal(pid: i32, signal: i32) {
 }
 
 #[test]
-fn an_old_worker_that_dies_during_a_reload_is_replaced_by_the_new_one_and_the_reload_goes_on() {
+fn an_old_worker_that_dies_during_a_reload_held_up_by_redis_is_replaced_by_the_new_one() {
     let redis = Redis::start();
     let (mut app, old) = cluster(&redis, &[]);
     redis.freeze();
@@ -73,7 +73,7 @@ fn an_old_worker_that_dies_during_a_reload_is_replaced_by_the_new_one_and_the_re
 }
 
 #[test]
-fn a_stop_during_a_reload_does_not_wait_for_the_new_worker() {
+fn a_stop_during_a_reload_held_up_by_redis_does_not_wait_for_the_new_worker() {
     let redis = Redis::start();
     let (mut app, old) = cluster(&redis, &[]);
     redis.freeze();
@@ -92,7 +92,7 @@ fn a_stop_during_a_reload_does_not_wait_for_the_new_worker() {
 }
 
 #[test]
-fn a_new_worker_that_never_gets_ready_fails_the_reload_and_the_old_workers_serve_on() {
+fn a_new_worker_held_up_by_redis_that_never_gets_ready_fails_the_reload_and_the_old_serve_on() {
     let redis = Redis::start();
     let (mut app, old) = cluster(&redis, &["--worker-ready-timeout", "1s"]);
     redis.freeze();
