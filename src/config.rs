@@ -44,7 +44,8 @@ impl Mode {
     after_help = "A listening socket handed over by systemd (LISTEN_FDS, fd 3) takes precedence over --host/--port.\n\
                   Signals: SIGTERM/SIGINT drain and exit; SIGHUP reloads with no failed request\n\
                   (fork mode re-executes the binary on the same socket, cluster mode replaces the workers one by one).\n\
-                  Durations: seconds (10, 1.5) or with units as in unit files (500ms, 1.5s, 1min, 1min 30s), at most 1h.\n\
+                  Durations: seconds (10, 1.5) or with units as in unit files (500ms, 1.5s, 1min, 1min 30s), at most 1h\n\
+                  (--idempotency-retention: no upper bound).\n\
                   RUST_LOG filters the logs (default: info); they go to journald when stderr is the journal.\n\
                   NO_COLOR=1 turns colours off (CLICOLOR_FORCE=1 forces them where there is no terminal)."
 )]
@@ -157,7 +158,7 @@ pub struct Config {
 
     /// Clients that may read /metrics, as comma-separated addresses or CIDRs; others get 403. The client
     /// is the one --trusted-proxies resolve, so a request relayed by nginx with X-Forwarded-For is judged
-    /// by its real origin.
+    /// by its real origin. A client on the very address the instance listens on (this host) always may.
     #[arg(long, env = "APP_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
     pub metrics_allow: Vec<IpNet>,
@@ -240,8 +241,10 @@ pub struct Config {
     pub worker_max_memory: u64,
 
     /// How long a cluster worker has to report READY=1 after it is started; one that is not ready by
-    /// then is killed (a reload waiting for it fails and keeps the old worker).
-    #[arg(long, env = "APP_WORKER_READY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    /// then is killed (a reload waiting for it fails and keeps the old worker). Below the unit's
+    /// TimeoutStartSec= (30s), which bounds a whole start or reload: the app, not systemd, then says
+    /// which worker was not ready.
+    #[arg(long, env = "APP_WORKER_READY_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub worker_ready_timeout: Duration,
 
     /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in

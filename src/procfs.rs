@@ -41,9 +41,19 @@ pub fn open_fds(pid: u32) -> Option<u64> {
 /// When the process started, in seconds since the Unix epoch (boot time plus field 22 of stat).
 pub fn start_time_unix(pid: u32) -> Option<f64> {
     let started = stat_fields(pid)?.get(19)?.parse::<f64>().ok()? / ticks_per_second();
-    let stat = std::fs::read_to_string("/proc/stat").ok()?;
-    let boot: f64 = stat.lines().find_map(|line| line.strip_prefix("btime "))?.trim().parse().ok()?;
-    Some(boot + started)
+    Some(boot_time_unix() + started)
+}
+
+/// When the machine booted, in seconds since the Unix epoch: the real-time clock less the time
+/// since boot. Not /proc/stat's btime: the unit's ProcSubset=pid hides /proc/stat.
+fn boot_time_unix() -> f64 {
+    let clock = |id| {
+        let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes one timespec, which `now` is.
+        unsafe { libc::clock_gettime(id, &mut now) };
+        now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
+    };
+    clock(libc::CLOCK_REALTIME) - clock(libc::CLOCK_BOOTTIME)
 }
 
 /// The memory limit of this process's cgroup (systemd's `MemoryMax=`), if it has one: cgroup v2's

@@ -40,6 +40,11 @@ pub struct ConnectionContext {
     pub open: mpsc::Sender<()>,
 }
 
+/// The address a connection was accepted on, in each request's extensions: a client connecting
+/// from that same address is this host itself (`app status` on an instance moved off loopback).
+#[derive(Clone, Copy)]
+pub struct LocalAddr(pub SocketAddr);
+
 /// Serves `listener` until `stop` turns true, then drains: no new connection is accepted, every
 /// request already received (or owed by a connection accepted before the stop) is answered, idle
 /// keep-alive connections are closed. Returns how many connections were still open when
@@ -118,6 +123,7 @@ async fn serve_http(
     context: ConnectionContext,
 ) {
     let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().ok().map(LocalAddr);
     let mut stop = context.stop.clone();
     let drain_timeout = app.config.drain_timeout;
     let body_deadline = BodyDeadline { timeout: app.config.body_timeout, min_rate: app.config.body_min_rate };
@@ -131,6 +137,9 @@ async fn serve_http(
             }
             let mut req = req.map(|body| RequestBody::new(body, body_deadline));
             req.extensions_mut().insert(context.clone());
+            if let Some(local) = local {
+                req.extensions_mut().insert(local);
+            }
             let (app, draining) = (app.clone(), draining.clone());
             async move {
                 // Timed here, around the whole handler, so every route is measured the same way.

@@ -52,7 +52,7 @@ fn two_browsers_chat_through_nginx_across_two_instances() {
 }
 
 #[test]
-fn a_message_through_nginx_reaches_a_client_of_another_instance() {
+fn a_browser_message_through_nginx_reaches_a_client_of_another_instance() {
     let redis = Redis::start();
     let (data_a, data_b) = (TempDir::new(), TempDir::new());
     let url = redis.url();

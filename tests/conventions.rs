@@ -135,26 +135,38 @@ const DURATION_FLAGS: &[&str] = &[
     "--randoms-wait",
     "--sqlite-busy-timeout",
     "--chat-ping-interval",
+    "--body-timeout",
+    "--worker-ready-timeout",
 ];
+
+/// Flags that take a retention rather than a wait: the same forms, hours and days included.
+const LONG_DURATION_FLAGS: &[&str] = &["--idempotency-retention"];
 
 const GOOD_DURATIONS: &[&str] = &["1min", "1.5s", "500ms", "10", "1min 30s", "2.5"];
 const BAD_DURATIONS: &[&str] = &["5 parsecs", "soon", "1.2.3s", "2h"];
 
 #[test]
 fn every_duration_flag_takes_what_systemd_and_humantime_write() {
-    for flag in DURATION_FLAGS {
-        for value in GOOD_DURATIONS {
+    let check = |flag: &str, good: &[&str], bad: &[&str]| {
+        for value in good {
             // Only the port is wrong, so the server stops before serving: the duration passed.
             let output = app(&[flag, value, "--port", "http"], &[]);
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert!(stderr.contains("--port") && !stderr.contains(flag), "{flag} {value}: {stderr}");
         }
-        for value in BAD_DURATIONS {
+        for value in bad {
             let output = app(&[flag, value], &[]);
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
             assert!(stderr.contains(flag), "{flag} {value} names the flag: {stderr}");
         }
+    };
+    for flag in DURATION_FLAGS {
+        check(flag, GOOD_DURATIONS, BAD_DURATIONS);
+    }
+    let long_good: Vec<&str> = GOOD_DURATIONS.iter().copied().chain(["2h", "7days"]).collect();
+    for flag in LONG_DURATION_FLAGS {
+        check(flag, &long_good, &["5 parsecs", "soon", "1.2.3s", "0"]);
     }
     let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
     for value in GOOD_DURATIONS {

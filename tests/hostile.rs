@@ -410,7 +410,7 @@ fn redis_faults(battery: &mut Battery) {
 }
 
 /// The words of libtest's `--skip WORD` / `--skip=WORD` among the arguments (the Nix package's
-/// check phase passes `--skip=redis`: the build sandbox has no redis-server). Other libtest
+/// check phase passes `--skip` words for what its build sandbox cannot run). Other libtest
 /// arguments, such as `--test-threads`, do not apply to a battery that runs in sequence.
 fn skipped_words() -> Vec<String> {
     let mut words = Vec::new();

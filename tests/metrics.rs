@@ -114,6 +114,17 @@ fn only_allowed_clients_may_read_metrics() {
     assert_eq!(request_from(other, app.addr, "/healthz", &[]).status, 200);
 }
 
+#[test]
+fn a_client_on_the_instances_own_address_may_read_metrics_whatever_the_allow_list() {
+    // An allow list without loopback: as for an instance moved to 10.0.0.5, which `app status`
+    // on the same host reaches from 10.0.0.5 itself.
+    let app = App::activated(&["--metrics-allow", "192.0.2.0/24"]).ready();
+    let own = app.addr.ip();
+    let other: IpAddr = "127.0.0.2".parse().unwrap();
+    assert_eq!(request_from(own, app.addr, "/metrics", &[]).status, 200);
+    assert_eq!(request_from(other, app.addr, "/metrics", &[]).status, 403);
+}
+
 /// Resident bytes of a process, from /proc (what the test compares the app's sum with).
 fn rss(pid: i32) -> f64 {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();

@@ -37,7 +37,7 @@ fn chat_and_todos_work(a: &App, alice: &ChatClient, bob: &mut ChatClient, text: 
 }
 
 #[test]
-fn chat_and_todos_recover_when_the_redis_host_vanishes_and_comes_back() {
+fn chat_and_todos_recover_when_the_redis_host_vanishes_from_its_network_namespace_and_comes_back() {
     let host = Host::new();
     let mut redis = Redis::on(&host);
     let (a, b) = two_apps(&redis);

@@ -7,11 +7,15 @@ use hyper::{Request, StatusCode};
 
 use super::{error, with_type, Response};
 use crate::request_body::RequestBody;
+use crate::server::LocalAddr;
 use crate::state::AppState;
 
 pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Response {
     let client = super::client(app, req, peer);
-    if !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
+    // The host itself may always ask, on whatever address the instance listens (a socket moved
+    // to 10.0.0.5 sees `app status` on that host come from 10.0.0.5, not from loopback).
+    let from_this_host = req.extensions().get::<LocalAddr>().is_some_and(|local| local.0.ip() == client);
+    if !from_this_host && !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
         return error(
             StatusCode::FORBIDDEN,
             &format!("{client} may not read /metrics (see --metrics-allow)"),

@@ -54,10 +54,11 @@ nix_packages_to_debian() {
         case $name in
             systemd) echo systemd ;;
             iproute2) echo iproute2 ;;
-            util-linux) echo util-linux; echo bsdutils ;;  # Debian puts script(1) in bsdutils
+            util-linux) echo util-linux; echo bsdutils; echo bsdextrautils ;;  # script, col there
             man-db) echo man-db; echo groff-base ;;         # nixpkgs' man finds its groff itself
             fish) echo fish ;;
             zsh) echo zsh ;;
+            redis) echo redis-server; echo redis-tools ;;
             *) echo "sandbox-check: nativeCheckInputs has '$name', which this script cannot map to a Debian package" >&2
                return 1 ;;
         esac

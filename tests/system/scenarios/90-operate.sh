@@ -37,6 +37,10 @@ note "app status:"$'\n'"$(ct_exec op app status)"
 metrics=$(get op http://127.0.0.1:8084/metrics)
 grep -q '^app_http_requests_total{route="/healthz",status="200"} 1$' <<<"$metrics" ||
     fail "8084 /metrics does not count the one /healthz: $(grep requests_total <<<"$metrics")"
+# The process metrics under the unit's sandboxing (ProcSubset=pid hides /proc/stat).
+for series in process_start_time_seconds process_cpu_seconds_total process_resident_memory_bytes process_open_fds; do
+    grep -q "^$series " <<<"$metrics" || fail "8084 /metrics has no $series under the unit"
+done
 
 # Replace the binary under load: the path unit starts app-reload.service, whose `app reload`
 # reloads every running instance onto it, one after another.
