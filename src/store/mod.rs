@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::config::{Config, StoreKind};
+use crate::metrics::Metrics;
 use crate::redis_link::RedisLink;
 
 pub use self::redis::RedisStore;
@@ -83,13 +84,14 @@ pub trait TodoStore: Send + Sync {
 pub fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
+    metrics: &Metrics,
 ) -> std::result::Result<Arc<dyn TodoStore>, String> {
     match (config.todos_store, redis) {
         (StoreKind::Redis, Some(link)) => Ok(Arc::new(RedisStore::new(link.clone()))),
         (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
         (StoreKind::Sqlite, _) => {
-            let store =
-                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout).map_err(|error| {
+            let store = SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, metrics.clone())
+                .map_err(|error| {
                     format!("cannot open the todo store in {}: {error}", config.data_dir().display())
                 })?;
             Ok(Arc::new(store))
