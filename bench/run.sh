@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command, one reproducible comparison on this machine (about two minutes):
+# One command, one reproducible comparison on this machine (about four minutes):
 #
 #     bench/run.sh
 #
@@ -10,7 +10,10 @@
 # /api/randoms?cant=100000 and POST /v1/todos, plus nginx proxying to a server block of its own
 # that answers `return 200`: the floor. Then a live reload of each stack under load (ours:
 # SIGHUP, what `systemctl reload` sends; Node: `pm2 reload`), through nginx and straight to one
-# instance. Prints the tables and writes them to docs/benchmarks.md with the machine and date.
+# instance. Also `cargo bench --bench randoms` (the computation alone, one core), the SQLite
+# commits (fsyncs) and batch sizes of the POST runs from /metrics, and the cold-start figure the
+# system suite last wrote (BENCH_COLD_START, default /var/tmp/app-cold-start.json) when there is
+# one. Prints the tables and writes them to docs/benchmarks.md with the machine, date and targets.
 #
 # Needs: cargo, nginx, wrk, node + npm, curl, python3 (installed with apt-get when run as root).
 # Only loopback receives traffic; every load is bounded in time.
@@ -24,6 +27,7 @@ ROUNDS=${BENCH_ROUNDS:-2}
 CONNECTIONS=${BENCH_CONNECTIONS:-32}
 THREADS=${BENCH_THREADS:-2}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
+COLD_START=${BENCH_COLD_START:-/var/tmp/app-cold-start.json}
 OURS=(18082 18083 18084 18085)
 NODE=(18182 18183 18184 18185)
 PROXY_OURS=18080 PROXY_NODE=18081 PROXY_FLOOR=18079 FLOOR=18190
@@ -57,6 +61,7 @@ join() { local IFS=,; echo "$*"; }
 
 say "building the release binary; installing the Node stack from npm (package-lock.json)"
 cargo build --release --locked --quiet
+RANDOMS_BENCH=$(cargo bench --locked --quiet --bench randoms 2>/dev/null | grep '^randoms tally')
 install -m 0755 target/release/app "$WORK/app"   # the file a reload re-executes
 (cd bench/node && npm ci --no-audit --no-fund --silent)
 
@@ -134,6 +139,12 @@ rss() { # STACK PID...: resident memory of each instance after the load
 node_pids() { "$PM2" jlist | python3 -c 'import json,sys; print(" ".join(str(p["pid"]) for p in json.load(sys.stdin)))'; }
 
 TODO='{"title":"benchmark"}'
+# todo_counters: the SQLite commits and the writes they carried, summed over our instances.
+todo_counters() {
+    local port
+    for port in "${OURS[@]}"; do curl -fs "http://127.0.0.1:$port/metrics"; done |
+        awk '/^app_todo_commits_total/ {c += $2} /^app_todo_committed_writes_total/ {w += $2} END {printf "%d %d", c, w}'
+}
 say "load: ${DURATION}s per run, wrk -t$THREADS -c$CONNECTIONS, through nginx"
 # Warm-up, not recorded: first connections, JIT, page faults.
 for port in "$PROXY_OURS" "$PROXY_NODE" "$PROXY_FLOOR"; do
@@ -152,7 +163,13 @@ for round in $(seq "$ROUNDS"); do
             if [ "$scenario" != "POST /v1/todos" ]; then
                 run "$stack" "$scenario" "$port" "$scenario"
             elif todo_present "$port"; then
+                if [ "$stack" = ours ]; then read -r commits_before writes_before <<<"$(todo_counters)"; fi
                 run "$stack" "$scenario" "$port" /v1/todos POST "$TODO"
+                if [ "$stack" = ours ]; then
+                    read -r commits_after writes_after <<<"$(todo_counters)"
+                    printf '{"stack":"ours","commits":%d,"writes":%d,"seconds":%d}\n' \
+                        $((commits_after - commits_before)) $((writes_after - writes_before)) "$DURATION" >> "$RESULTS"
+                fi
             elif [ "$round" = 1 ]; then
                 printf '{"stack":"%s","scenario":"POST /v1/todos","absent":"route not present (POST answered %s)"}\n' \
                     "$stack" "$(status_of "$port" POST "$TODO")" >> "$RESULTS"
@@ -161,6 +178,12 @@ for round in $(seq "$ROUNDS"); do
         done
     done
 done
+while read -r line; do
+    if [ -n "$line" ]; then printf '{"randoms_bench":"%s"}\n' "$line" >> "$RESULTS"; fi
+done <<<"$RANDOMS_BENCH"
+if [ -s "$COLD_START" ]; then
+    printf '{"cold_start":%s}\n' "$(cat "$COLD_START")" >> "$RESULTS"
+fi
 rss ours "${our_pids[@]}"
 # shellcheck disable=SC2046  # one pid per word
 rss node $(node_pids)

@@ -48,7 +48,7 @@ impl AppState {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
         let metrics = Metrics::from_env();
         let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
-        let todos = store::open(&config, redis.as_ref())?;
+        let todos = store::open(&config, redis.as_ref(), &metrics)?;
         let chat = Hub::new(&config, redis);
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }

@@ -210,6 +210,34 @@ fn two_processes_on_one_data_dir_share_the_todos() {
 }
 
 #[test]
+fn concurrent_writes_from_two_processes_all_land_in_batched_commits() {
+    let data = TempDir::new();
+    let apps = [app_with_data(&data, &[]), app_with_data(&data, &[])];
+    // Four clients per process at once: both writers contend for the file (they take turns
+    // through its lock file) and each groups what queued meanwhile into one commit.
+    std::thread::scope(|scope| {
+        for addr in apps.iter().map(|app| app.addr) {
+            for client in 0..4 {
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let todo = json!({ "title": format!("client {client} item {i}") });
+                        assert_eq!(send_json(addr, "POST", "/v1/todos", &todo).status, 201);
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(apps[0].get("/v1/todos?limit=1").json()["total"], 200);
+    for app in &apps {
+        let page = app.get("/metrics").body;
+        let count = |series: &str| metric(&page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
+        assert_eq!(count("app_todo_committed_writes_total"), 100.0, "every write of this process, once");
+        let commits = count("app_todo_commits_total");
+        assert!((1.0..=100.0).contains(&commits), "{commits} commits for 100 writes");
+    }
+}
+
+#[test]
 fn cluster_workers_share_the_todos() {
     let data = TempDir::new();
     let app = app_with_data(&data, &["--mode", "cluster", "--workers", "2"]);

@@ -70,6 +70,10 @@ pub struct Block {
     pub chat_connections: AtomicU64,
     pub chat_messages: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// SQLite commits of todo writes: one WAL fsync each.
+    pub todo_commits: AtomicU64,
+    /// Todo writes those commits carried (their sum over commits: the mean batch size).
+    pub todo_committed_writes: AtomicU64,
     /// Gauge: requests being handled now.
     pub in_flight: AtomicU64,
     /// Gauge: chat WebSocket connections open now.

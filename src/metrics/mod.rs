@@ -74,6 +74,12 @@ impl Metrics {
         self.own().randoms_numbers.fetch_add(numbers, Ordering::Relaxed);
     }
 
+    /// For the SQLite store: one commit (one fsync) carrying `writes` todo writes.
+    pub fn todos_committed(&self, writes: usize) {
+        self.own().todo_commits.fetch_add(1, Ordering::Relaxed);
+        self.own().todo_committed_writes.fetch_add(writes as u64, Ordering::Relaxed);
+    }
+
     pub fn connection_refused(&self) {
         self.own().connections_refused.fetch_add(1, Ordering::Relaxed);
     }

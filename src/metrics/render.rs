@@ -73,6 +73,18 @@ pub fn text(total: &Block, worker_restarts: u64) -> String {
             "Random numbers drawn by completed computations.",
             load(&total.randoms_numbers) as i64,
         ),
+        (
+            "app_todo_commits_total",
+            "counter",
+            "SQLite commits of todo writes, one fsync of the write-ahead log each.",
+            load(&total.todo_commits) as i64,
+        ),
+        (
+            "app_todo_committed_writes_total",
+            "counter",
+            "Todo writes carried by those commits (divided by the commits: the batch size).",
+            load(&total.todo_committed_writes) as i64,
+        ),
         ("app_chat_connections_open", "gauge", "Chat connections open now.", gauge(&total.chat_open)),
         (
             "app_chat_connections_total",

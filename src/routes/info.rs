@@ -2,7 +2,9 @@
 //! browser, as a small HTML page. Never the environment: it holds secrets.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::Instant;
 
 use hyper::header::{HeaderValue, ACCEPT};
 use hyper::{Request, StatusCode};
@@ -23,10 +25,28 @@ pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Resp
         with_type(StatusCode::OK, "application/json", info)
     };
     // Lets a load test through a proxy tell which process answered without parsing the body.
-    if let Ok(pid) = HeaderValue::from_str(&std::process::id().to_string()) {
-        response.headers_mut().insert("x-app-pid", pid);
-    }
+    static PID: OnceLock<HeaderValue> = OnceLock::new();
+    response.headers_mut().insert("x-app-pid", PID.get_or_init(|| std::process::id().into()).clone());
     response
+}
+
+/// How long a reading of the resident size is shown before it is read again: /proc's statm is
+/// rendered by the kernel on each read, a few microseconds that /info, a hot route, need not pay
+/// per request for a figure that moves slowly.
+const RSS_FRESH_MS: u64 = 100;
+
+/// The resident size, read at most every RSS_FRESH_MS (per process: `since` is its own start).
+fn recent_rss_bytes(since: Instant) -> Option<u64> {
+    // Milliseconds since `since` + 1 of the last reading (0: never), and its value (0: unknown).
+    static READ_AT: AtomicU64 = AtomicU64::new(0);
+    static BYTES: AtomicU64 = AtomicU64::new(0);
+    let now = since.elapsed().as_millis() as u64 + 1;
+    let read_at = READ_AT.load(Ordering::Relaxed);
+    if read_at == 0 || now.saturating_sub(read_at) >= RSS_FRESH_MS {
+        BYTES.store(crate::procfs::own_rss_bytes().unwrap_or(0), Ordering::Relaxed);
+        READ_AT.store(now, Ordering::Relaxed);
+    }
+    Some(BYTES.load(Ordering::Relaxed)).filter(|&bytes| bytes > 0)
 }
 
 /// The fields that may differ from one request to the next.
@@ -51,7 +71,7 @@ struct Changing<'a> {
 pub fn describe(app: &AppState, client: &str) -> String {
     let placement = &app.placement;
     let changing = Changing {
-        rss_bytes: crate::procfs::own_rss_bytes(),
+        rss_bytes: recent_rss_bytes(app.started),
         // SAFETY: getppid has no preconditions.
         ppid: unsafe { libc::getppid() },
         mode: placement.mode.as_str(),

@@ -11,6 +11,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::config::{Config, StoreKind};
+use crate::metrics::Metrics;
 use crate::redis_link::RedisLink;
 
 pub use self::redis::RedisStore;
@@ -132,6 +133,7 @@ pub trait TodoStore: Send + Sync {
 pub fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
+    metrics: &Metrics,
 ) -> std::result::Result<Arc<dyn TodoStore>, String> {
     let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
     match (config.todos_store, redis) {
@@ -139,9 +141,10 @@ pub fn open(
         (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
         (StoreKind::Sqlite, _) => {
             let store =
-                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, keys).map_err(|error| {
-                    format!("cannot open the todo store in {}: {error}", config.data_dir().display())
-                })?;
+                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, keys, metrics.clone())
+                    .map_err(|error| {
+                        format!("cannot open the todo store in {}: {error}", config.data_dir().display())
+                    })?;
             Ok(Arc::new(store))
         }
     }

@@ -1,6 +1,8 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
 # Lazy activation: after boot the sockets of 8082..8085 listen and no instance runs; the first
-# request to one port starts that instance alone, which reaches READY with a status text.
+# request to one port starts that instance alone, which reaches READY with a status text. The
+# time from that first connection to the first byte of its answer (the cold start) is written to
+# the suite's output (a figure for bench/run.sh, not asserted: speed targets live in benchmarks).
 ct_prepare lazy app-layout-b 8082 8083 8084 8085
 ct_boot lazy
 
@@ -12,7 +14,12 @@ for port in 8082 8083 8084 8085; do
 done
 note "4 sockets listening, 4 services inactive"
 
-get lazy http://127.0.0.1:8083/healthz >/dev/null || fail "first request to 8083 failed"
+timing=$(ct_net lazy curl -fsS --max-time 10 -o /dev/null -w '%{time_connect} %{time_starttransfer}' \
+    http://127.0.0.1:8083/info) || fail "first request to 8083 failed"
+cold_ms=$(awk '{ printf "%.1f", ($2 - $1) * 1000 }' <<<"$timing")
+note "cold start: first response ${cold_ms} ms after the connection to the inactive app@8083 (target 20 ms)"
+printf '{"first_response_ms":%s,"route":"/info"}\n' "$cold_ms" > "$WORK/out/cold-start.json"
+get lazy http://127.0.0.1:8083/healthz >/dev/null || fail "app@8083 is not healthy after its first request"
 [ "$(prop lazy app@8083.service ActiveState)/$(prop lazy app@8083.service SubState)" = active/running ] ||
     fail "app@8083 is not active/running after its first request"
 status=$(prop lazy app@8083.service StatusText)
