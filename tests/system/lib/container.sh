@@ -50,6 +50,8 @@ ct_overlay() {
 # enabled in place of Debian's default site (both are default_server on port 80).
 nginx_install() {
     local etc=$1 site=$2
+    # A dangling sites-enabled link would only show as a failed nginx.service after the boot.
+    [ -f "$REPO/nginx/sites-available/$site" ] || { echo "nginx_install: no site nginx/sites-available/$site" >&2; return 1; }
     mkdir -p "$etc/conf.d" "$etc/snippets" "$etc/sites-available" "$etc/sites-enabled"
     install -m 0644 "$REPO"/nginx/conf.d/app.conf "$etc/conf.d/"
     install -m 0644 "$REPO"/nginx/snippets/app-*.conf "$etc/snippets/"

@@ -6,7 +6,7 @@
 #   no failed request;
 # - a bad setting (exit status 2) is not restarted; a crash loop backs off instead of hitting
 #   the start limit; the soft descriptor limit fits --max-connections; OOMPolicy=continue.
-ct_prepare pl layout-a 8080 8081 8082
+ct_prepare pl app-layout-a 8080 8081 8082
 root=$(ct_path pl)
 printf 'APP_MODE=cluster\nAPP_WORKERS=2\nAPP_MAX_HEADER_BYTES=1048576\nAPP_HEADER_TIMEOUT=60s\nAPP_DRAIN_TIMEOUT=2s\n' \
     > "$root/etc/app/8081.env"
