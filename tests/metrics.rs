@@ -129,7 +129,19 @@ fn a_client_on_the_instances_own_address_may_read_metrics_whatever_the_allow_lis
 fn rss(pid: i32) -> f64 {
     let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
     let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096.0
+    // SAFETY: sysconf only reads a system constant.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64
+}
+
+/// Processor time (user + system) a process has used so far, in seconds, from /proc/PID/stat.
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may hold spaces: utime and
+    // stime are fields 14 and 15 of the line, 12 and 13 after ") ".
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let ticks: f64 = after_name.split_whitespace().skip(11).take(2).map(|t| t.parse::<f64>().unwrap()).sum();
+    // SAFETY: sysconf only reads a system constant.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 #[test]
@@ -176,12 +188,22 @@ fn process_metrics_cover_every_process_of_a_cluster_and_survive_a_worker_dying()
 #[test]
 fn fork_mode_reports_its_own_process() {
     let app = App::activated(&[]).ready();
+    for _ in 0..20 {
+        app.get("/api/randoms?cant=200000");
+    }
+    let used_before = cpu_seconds(app.pid());
     let page = scrape(&app);
+    let used_after = cpu_seconds(app.pid());
     let value = |series: &str| metric(&page, series).unwrap_or_else(|| panic!("no {series} in\n{page}"));
     let own = rss(app.pid());
     assert!((value("process_resident_memory_bytes") - own).abs() < own * 0.2);
     assert!(value("process_open_fds") >= 3.0);
-    assert!(value("process_cpu_seconds_total") >= 0.0);
+    // The process's own processor time, as /proc counts it on either side of the scrape.
+    let reported = value("process_cpu_seconds_total");
+    assert!(
+        used_before <= reported && reported <= used_after,
+        "process_cpu_seconds_total {reported}, /proc says {used_before} before and {used_after} after"
+    );
     let info = format!(r#"app_instance_info{{name="",mode="fork",main_pid="{}",workers="1"}}"#, app.pid());
     assert_eq!(value(&info), 1.0, "{page}");
 }
