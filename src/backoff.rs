@@ -21,8 +21,7 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 const FILE: &str = "failed-starts";
 
 fn record_path() -> Option<PathBuf> {
-    let dirs = std::env::var_os("RUNTIME_DIRECTORY")?;
-    std::env::split_paths(&dirs).next().map(|dir| dir.join(FILE))
+    crate::systemd::unit_runtime_dir().map(|dir| dir.join(FILE))
 }
 
 fn write(state: &str) {

@@ -65,9 +65,13 @@ pub fn stopping(status: &str) {
 /// one, else the temporary directory (private to the unit under PrivateTmp=, which ExecReload=
 /// shares with the main process).
 pub fn runtime_dir() -> std::path::PathBuf {
-    std::env::var_os("RUNTIME_DIRECTORY")
-        .and_then(|dirs| std::env::split_paths(&dirs).next())
-        .unwrap_or_else(std::env::temp_dir)
+    unit_runtime_dir().unwrap_or_else(std::env::temp_dir)
+}
+
+/// The unit's RuntimeDirectory= (the first, when it names several), if the process runs under one:
+/// kept across the unit's restarts (the unit has RuntimeDirectoryPreserve=restart), private to it.
+pub fn unit_runtime_dir() -> Option<std::path::PathBuf> {
+    std::env::var_os("RUNTIME_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
 }
 
 pub fn watchdog_ping() {

@@ -176,8 +176,8 @@ pub const NOTIFY_DIR_PREFIX: &str = "app-primary-";
 impl NotifyDir {
     fn create() -> std::io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        if std::env::var_os("RUNTIME_DIRECTORY").is_some() {
-            remove_stale_dirs(&systemd::runtime_dir());
+        if let Some(dir) = systemd::unit_runtime_dir() {
+            remove_stale_dirs(&dir);
         }
         let dir = systemd::runtime_dir().join(format!("{NOTIFY_DIR_PREFIX}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
