@@ -111,17 +111,18 @@ fn a_worker_that_stops_answering_is_killed_by_the_primarys_watchdog() {
 }
 
 #[test]
-fn workers_stop_accepting_and_exit_within_a_second_of_a_killed_primary_whatever_their_connections_do() {
-    // Long timeouts: a worker that drained as on a stop would stay for 30 s.
+fn workers_stop_accepting_and_exit_at_once_when_the_primary_is_killed_whatever_their_connections_do() {
+    // Timeouts far beyond the test's patience: a worker that drained its held connections as on a
+    // stop, or waited for their heads, would outlast `eventually` below.
     let mut app = App::activated(&[
         "--mode",
         "cluster",
         "--workers",
         "2",
         "--header-timeout",
-        "30s",
+        "10min",
         "--drain-timeout",
-        "30s",
+        "10min",
     ])
     .ready();
     let workers = children(app.pid());
@@ -142,10 +143,7 @@ fn workers_stop_accepting_and_exit_within_a_second_of_a_killed_primary_whatever_
     drop(app.socket.take());
 
     app.signal(libc::SIGKILL);
-    let killed = std::time::Instant::now();
     eventually("every worker has exited", || workers.iter().all(|pid| !alive(*pid)));
-    let took = killed.elapsed();
-    assert!(took < std::time::Duration::from_millis(1500), "the workers took {took:?} to exit");
     let refused = std::net::TcpStream::connect(app.addr).map(drop).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "nobody may hold the socket");
     assert!(!notify_dir.exists(), "{} was left behind", notify_dir.display());

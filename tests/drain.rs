@@ -16,7 +16,11 @@ fn start_slow_request(app: &App, cant: u64) -> std::thread::JoinHandle<std::io::
 
 #[test]
 fn sigterm_lets_an_in_flight_request_finish() {
-    let mut app = App::activated(&["--randoms-concurrency", "1", "--randoms-wait", "0"]).ready();
+    // A drain timeout no computation reaches, however loaded the machine (a debug build on a busy
+    // one took over the default 10 s): the stop must wait for the request, not cut it.
+    let mut app =
+        App::activated(&["--randoms-concurrency", "1", "--randoms-wait", "0", "--drain-timeout", "1h"])
+            .ready();
     let slow = start_slow_request(&app, 50_000_000);
     app.signal(libc::SIGTERM);
     app.wait_for_notification("STOPPING=1");
@@ -55,11 +59,10 @@ fn idle_keep_alive_connections_are_closed_soon_after_a_stop() {
     let n = idle.read(&mut first).unwrap();
     assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
     app.signal(libc::SIGTERM);
-    let stopped = std::time::Instant::now();
+    // Closed after a short linger in which a request might still have come, not at the 60 s drain
+    // timeout: that would outlast the read's patience (30 s) and fail the read.
     idle.set_read_timeout(Some(PATIENCE)).unwrap();
     assert_eq!(idle.read(&mut first).unwrap(), 0, "the server closed the idle connection");
-    // After a short linger in which a request might still have come, not the 60 s drain timeout.
-    assert!(stopped.elapsed() < std::time::Duration::from_secs(5), "{:?}", stopped.elapsed());
     assert!(app.wait_exit().success());
     assert!(app.logs().contains("drained") && !app.logs().contains("drain timeout reached"));
 }
