@@ -67,11 +67,13 @@ impl Deployment {
     }
 }
 
-/// What the writer saw: the todos acknowledged (key, id, when) and the 503s.
+/// What the writer saw: the todos acknowledged (key, id, when), the 503s, and among them those
+/// that say the write was made but not confirmed by enough replicas.
 #[derive(Default)]
 struct Writes {
     acknowledged: Vec<(String, i64, Instant)>,
     refused: usize,
+    unconfirmed: usize,
 }
 
 /// Creates todos with an Idempotency-Key each, alternating between the instances, until `stop`
@@ -95,8 +97,12 @@ fn write_todos(addrs: [SocketAddr; 2], stop: Arc<AtomicBool>, writes: Arc<Mutex<
                     break;
                 }
                 503 => {
-                    assert!(!answer.error().is_empty());
-                    writes.lock().unwrap().refused += 1;
+                    let mut writes = writes.lock().unwrap();
+                    writes.refused += 1;
+                    if answer.error().contains("replicas required confirmed it") {
+                        writes.unconfirmed += 1;
+                    }
+                    drop(writes);
                     // The client's own pace between retries (the answer says Retry-After: 1).
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -113,26 +119,10 @@ fn write_todos(addrs: [SocketAddr; 2], stop: Arc<AtomicBool>, writes: Arc<Mutex<
 /// replica; `wait` runs the instances with --todos-wait-replicas 1. Returns the writes lost.
 fn fail_over(replicas: usize, wait: bool) -> usize {
     let mut redis = Deployment::start(replicas);
-    let url = redis.url();
-    let mut args =
-        vec!["--redis-url", &url, "--todos-store", "redis", "--chat-rate", "1000", "--chat-burst", "1000"];
-    if wait {
-        args.extend(["--todos-wait-replicas", "1", "--todos-wait-timeout", "500ms"]);
-    }
-    let mut apps = [App::activated(&args).ready(), App::activated(&args).ready()];
-    for app in &apps {
-        app.wait_for_log("chat relay subscribed");
-    }
+    let wait_args = ["--todos-wait-replicas", "1", "--todos-wait-timeout", "500ms"];
+    let mut apps = two_apps(&redis, if wait { &wait_args } else { &[] });
     let pids = apps.each_ref().map(App::pid);
-    let alice = ChatClient::join(apps[0].addr, "lobby", "alice");
-    let mut bob = ChatClient::join(apps[1].addr, "lobby", "bob");
-    let mut said = 0;
-    let mut crosses = || {
-        said += 1;
-        let text = format!("message {said}");
-        alice.say(&text);
-        bob.try_expect(Duration::from_millis(200), |frame| frame["text"] == text).is_some()
-    };
+    let mut crosses = chat_between(&apps);
     eventually("chat crosses the instances before the fail-over", &mut crosses);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -169,6 +159,9 @@ fn fail_over(replicas: usize, wait: bool) -> usize {
     stop.store(true, Ordering::Relaxed);
     writer.join().unwrap();
     let writes = writes.lock().unwrap();
+    if wait && replicas == 1 {
+        assert!(writes.unconfirmed > 0, "no 503 said that no replica confirmed the write");
+    }
     let first_after = writes.acknowledged.iter().map(|(_, _, at)| *at).find(|at| *at > killed).unwrap();
 
     for app in &mut apps {
@@ -204,6 +197,34 @@ fn fail_over(replicas: usize, wait: bool) -> usize {
     lost
 }
 
+/// Two instances on the deployment's Sentinel URL with todos in Redis (and `extra` flags), their
+/// chat relays subscribed.
+fn two_apps(redis: &Deployment, extra: &[&str]) -> [App; 2] {
+    let url = redis.url();
+    let mut args =
+        vec!["--redis-url", &url, "--todos-store", "redis", "--chat-rate", "1000", "--chat-burst", "1000"];
+    args.extend(extra);
+    let apps = [App::activated(&args).ready(), App::activated(&args).ready()];
+    for app in &apps {
+        app.wait_for_log("chat relay subscribed");
+    }
+    apps
+}
+
+/// A probe of chat across the instances: each call has alice (on the first) say a new message,
+/// and tells whether bob (on the second) receives it within 200 ms.
+fn chat_between(apps: &[App; 2]) -> impl FnMut() -> bool {
+    let alice = ChatClient::join(apps[0].addr, "lobby", "alice");
+    let mut bob = ChatClient::join(apps[1].addr, "lobby", "bob");
+    let mut said = 0;
+    move || {
+        said += 1;
+        let text = format!("message {said}");
+        alice.say(&text);
+        bob.try_expect(Duration::from_millis(200), |frame| frame["text"] == text).is_some()
+    }
+}
+
 /// Every todo title, page by page.
 fn all_titles(addr: SocketAddr) -> Vec<String> {
     let mut titles = Vec::new();
@@ -232,4 +253,33 @@ fn with_two_replicas_wait_keeps_every_acknowledged_write_and_writes_go_on_after_
 fn without_wait_chat_and_todos_follow_the_promoted_replica_at_once() {
     let lost = fail_over(1, false);
     println!("without WAIT, {lost} acknowledged todo writes were lost in the fail-over");
+}
+
+#[test]
+fn a_master_demoted_alive_by_a_manual_fail_over_is_left_for_the_promoted_replica() {
+    let redis = Deployment::start(1);
+    let apps = two_apps(&redis, &["--todos-wait-replicas", "1"]);
+    let mut crosses = chat_between(&apps);
+    eventually("chat crosses the instances", &mut crosses);
+    let created = |app: &App| send_json(app.addr, "POST", "/v1/todos", &serde_json::json!({"title": "t"}));
+    assert_eq!(created(&apps[0]).status, 201);
+
+    // The old master stays up and answers, as a replica: the instances must not keep using it.
+    let _: () = redis.sentinels[0].command(&["SENTINEL", "FAILOVER", MASTER_NAME]).unwrap();
+    eventually("the sentinels agree on the promoted replica", || redis.promoted().is_some());
+    let promoted = redis.promoted().unwrap();
+    eventually("the old master is a replica of the promoted one", || {
+        redis.master.replication("role").as_deref() == Some("slave")
+            && promoted.replication("connected_slaves").as_deref() == Some("1")
+    });
+    for app in &apps {
+        eventually("a todo write lands on the promoted replica", || {
+            let answer = created(app);
+            answer.status == 201 && {
+                let key = format!("app:todo:{}", answer.json()["id"]);
+                promoted.command::<Option<String>>(&["HGET", &key, "title"]).unwrap().as_deref() == Some("t")
+            }
+        });
+    }
+    eventually("chat crosses the instances through the promoted replica", &mut crosses);
 }
