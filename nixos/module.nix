@@ -29,8 +29,7 @@ let
   sentinel = cfg.redisSentinel;
   redisUrl =
     if cfg.redisUrl != null then cfg.redisUrl
-    else if sentinel.hosts != [ ] then
-      "redis+sentinel://${lib.concatStringsSep "," sentinel.hosts}/${sentinel.masterName}/${toString sentinel.db}"
+    else if sentinel.hosts != [ ] then app.sentinelUrl sentinel
     else if cfg.redis.enable then "redis://127.0.0.1:${toString cfg.redis.port}"
     else null;
   hasRedis = redisUrl != null || cfg.redisUrlFile != null;
@@ -308,7 +307,7 @@ in
         '';
       };
       masterName = mkOption {
-        type = types.strMatching "[^/?,@]+";
+        type = types.strMatching "[A-Za-z0-9._:-]+";
         default = "mymaster";
         description = "The master's name, as the sentinels' `sentinel monitor NAME ...` gives it.";
       };
