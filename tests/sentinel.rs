@@ -288,3 +288,18 @@ fn a_master_demoted_alive_by_a_manual_fail_over_is_left_for_the_promoted_replica
     }
     eventually("chat crosses the instances through the promoted replica", &mut crosses);
 }
+
+#[test]
+fn with_no_sentinel_answering_the_instance_serves_and_todo_requests_get_a_503_naming_the_sentinels() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("redis+sentinel://127.0.0.1:{port}/{MASTER_NAME}");
+    let app = App::activated(&["--redis-url", &url, "--todos-store", "redis"]).ready();
+    assert_eq!(app.get("/").status, 200);
+    // The first answers may be "unreachable a moment ago": the relay's own attempt just failed.
+    eventually("a 503 says that no sentinel answered", || {
+        let answer = send_json(app.addr, "POST", "/v1/todos", &serde_json::json!({"title": "t"}));
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        let error = answer.error();
+        error.contains("no sentinel named the master") && error.contains(&format!("127.0.0.1:{port}"))
+    });
+}
