@@ -51,6 +51,10 @@ rec {
       (filter (k: settings.${k} != null) (attrNames settings)));
 
   # The variables of one instance, from its resolved options (null: not set).
+  # The Redis URL of services.app.redisSentinel: the instances ask these sentinels for the master.
+  sentinelUrl = { hosts, masterName, db }:
+    "redis+sentinel://${concatStringsSep "," hosts}/${masterName}/${toString db}";
+
   instanceEnv =
     { mode, workers, threads, workerMaxMemory, logLevel, trustedProxies, redisUrl, todosStore, settings, environment }:
     let optional = name: v: if v == null then { } else { ${name} = toString v; };

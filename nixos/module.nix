@@ -26,8 +26,10 @@ let
   # More than one process on this host serves chat clients: several instances, or a cluster
   # (each worker is a process). Chat rooms then reach every client only through Redis.
   multiProcess = length instanceNames > 1 || lib.any (i: i.mode == "cluster") (attrValues instances);
+  sentinel = cfg.redisSentinel;
   redisUrl =
     if cfg.redisUrl != null then cfg.redisUrl
+    else if sentinel.hosts != [ ] then app.sentinelUrl sentinel
     else if cfg.redis.enable then "redis://127.0.0.1:${toString cfg.redis.port}"
     else null;
   hasRedis = redisUrl != null || cfg.redisUrlFile != null;
@@ -284,8 +286,36 @@ in
       example = "redis://10.0.0.5:6379";
       description = ''
         Redis shared by the instances and hosts (chat fan-out, todos with todosStore = "redis"),
-        written to /etc/app/PORT.env: use `redisUrlFile` when the URL holds a password.
+        written to /etc/app/PORT.env: use `redisUrlFile` when the URL holds a password. A Sentinel
+        URL (`redis+sentinel://HOST:26379,HOST:26379/MASTER/DB`) works here too; `redisSentinel`
+        writes one.
       '';
+    };
+
+    redisSentinel = {
+      hosts = mkOption {
+        type = types.listOf (types.strMatching "[^,/@?]+");
+        default = [ ];
+        example = [ "10.0.0.1:26379" "10.0.0.2:26379" "10.0.0.3:26379" ];
+        description = ''
+          Redis Sentinels (HOST:PORT; `[IPV6]:PORT`) that name the master the instances use, so a
+          fail-over moves them to the promoted replica without a restart. Sets the instances'
+          Redis URL to `redis+sentinel://HOSTS/masterName/db`. A master with a password: put the
+          whole URL (`redis+sentinel://:PASSWORD@HOSTS/MASTER/DB`) in `redisUrlFile` instead. To
+          keep every acknowledged todo write through a fail-over, also set
+          `settings.todos-wait-replicas` (below the number of replicas, see the README).
+        '';
+      };
+      masterName = mkOption {
+        type = types.strMatching "[A-Za-z0-9._:-]+";
+        default = "mymaster";
+        description = "The master's name, as the sentinels' `sentinel monitor NAME ...` gives it.";
+      };
+      db = mkOption {
+        type = types.ints.between 0 65535;
+        default = 0;
+        description = "The Redis database the instances use.";
+      };
     };
 
     redisUrlFile = mkOption {
@@ -312,9 +342,10 @@ in
     redis = {
       enable = mkOption {
         type = types.bool;
-        default = cfg.redisUrl == null && cfg.redisUrlFile == null && (cfg.todosStore == "redis" || multiProcess);
+        default = cfg.redisUrl == null && cfg.redisUrlFile == null && cfg.redisSentinel.hosts == [ ]
+          && (cfg.todosStore == "redis" || multiProcess);
         defaultText = literalMD ''
-          `true` when neither `redisUrl` nor `redisUrlFile` is set and a Redis is needed: the todos
+          `true` when none of `redisUrl`, `redisUrlFile` and `redisSentinel.hosts` is set and a Redis is needed: the todos
           live in Redis, or chat has more than one process on this host (two or more instances,
           or a cluster-mode instance), since chat rooms reach other processes only through Redis.
         '';
@@ -420,6 +451,10 @@ in
           {
             assertion = cfg.redisUrl != null -> cfg.redisUrlFile == null;
             message = "services.app: set redisUrl or redisUrlFile, not both.";
+          }
+          {
+            assertion = sentinel.hosts != [ ] -> cfg.redisUrl == null && cfg.redisUrlFile == null && !cfg.redis.enable;
+            message = "services.app.redisSentinel.hosts gives the Redis URL: set neither redisUrl, redisUrlFile nor redis.enable with it.";
           }
           {
             assertion = cfg.todosStore == "redis" -> hasRedis;

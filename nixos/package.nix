@@ -29,7 +29,8 @@ rustPlatform.buildRustPackage {
   # the binary under it), ss (tests/limits.rs reads the kernel's accept queue), script and col
   # (util-linux: `app status --watch` on a terminal, man's formatting), zsh, fish and man
   # (tests/conventions.rs checks the completions and the manual page with them), redis-server
-  # (the todo store, the chat fan-out, Redis frozen and killed under load).
+  # (the todo store, the chat fan-out, Redis frozen and killed under load; as `redis-server
+  # --sentinel`, the sentinels of tests/sentinel.rs's fail-over).
   nativeCheckInputs = [ fish iproute2 man-db redis systemd util-linux zsh ];
   # Two kinds of test cannot run there, and say so in their name: the browser tests
   # (tests/browser.rs: Chromium through nginx) and the one that moves Redis into a network

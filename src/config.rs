@@ -170,7 +170,9 @@ pub struct Config {
 
     /// Redis for chat fan-out across processes and hosts (and todos with --todos-store redis),
     /// e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat rooms are
-    /// process-local.
+    /// process-local. Through Redis Sentinel:
+    /// redis+sentinel://[USER:PASSWORD@]HOST[:26379],HOST[:26379].../MASTER[/DB][?sentinel_password=P]
+    /// (the master is asked of the sentinels on every connection: a fail-over needs no restart).
     #[arg(long, env = "APP_REDIS_URL")]
     pub redis_url: Option<String>,
 
@@ -184,6 +186,20 @@ pub struct Config {
     /// (--redis-url: every host).
     #[arg(long, env = "APP_TODOS_STORE", value_enum, ignore_case = true, default_value_t = StoreKind::Sqlite)]
     pub todos_store: StoreKind,
+
+    /// Redis replicas that must confirm each todo write (Redis WAIT) before it is answered, so a
+    /// write acknowledged survives a fail-over that promotes one of them. 0: none (replication runs
+    /// behind: a fail-over can lose the last acknowledged writes). Fewer confirmations within
+    /// --todos-wait-timeout: 503, the write done on the master but perhaps lost (retry it, with the
+    /// same Idempotency-Key for a creation). Needs --todos-store redis.
+    #[arg(long, env = "APP_TODOS_WAIT_REPLICAS", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub todos_wait_replicas: u32,
+
+    /// How long a todo write waits for --todos-wait-replicas confirmations: at most 1s, below the 2 s
+    /// Redis command timeout.
+    #[arg(long, env = "APP_TODOS_WAIT_TIMEOUT", default_value = "500ms", value_parser = parse_wait_timeout)]
+    pub todos_wait_timeout: Duration,
 
     /// Largest `limit` of GET /v1/todos (also its default); larger gets 400.
     #[arg(long, env = "APP_TODOS_MAX_LIMIT", default_value_t = 100,
@@ -350,6 +366,17 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
 }
 
 /// A long duration (a retention): the same forms, with no upper limit (`24h`, `7days`).
+/// The longest --todos-wait-timeout: a WAIT's answer must come within the Redis command timeout.
+pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+
+fn parse_wait_timeout(text: &str) -> Result<Duration, String> {
+    let wait = parse_duration(text)?;
+    if wait > MAX_WAIT_TIMEOUT {
+        return Err(format!("at most {MAX_WAIT_TIMEOUT:?} (below the Redis command timeout)"));
+    }
+    Ok(wait)
+}
+
 fn parse_long_duration(text: &str) -> Result<Duration, String> {
     nonzero(parse_duration_text(text)?)
 }

@@ -91,6 +91,9 @@ fn settle(mut config: Config) -> Result<Config, config::Invalid> {
         }
         None => {}
     }
+    if config.todos_wait_replicas > 0 && config.todos_store != config::StoreKind::Redis {
+        return Err(config::Invalid("--todos-wait-replicas needs --todos-store redis".into()));
+    }
     descriptors::ensure_for(&config)?;
     Ok(config)
 }

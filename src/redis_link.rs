@@ -1,14 +1,29 @@
 //! The process's way to Redis (`--redis-url`): one multiplexed connection for commands, connected
-//! on first use rather than at start (the server starts and serves while Redis is away) and
-//! reconnected by `redis`'s ConnectionManager after a failure.
+//! on first use rather than at start (the server starts and serves while Redis is away).
+//!
+//! Two kinds of target. A plain URL (`redis://`, `unix://`) names one server, and `redis`'s
+//! ConnectionManager reconnects to it after a failure. A Sentinel URL (`redis+sentinel://`, see
+//! [`sentinel`]) names a master by name: every connection starts by asking the sentinels where the
+//! master is and checking with ROLE that the server is one, and any sign that it no longer is
+//! (the connection lost or timed out, READONLY) drops the connection, so the next command asks the
+//! sentinels again and reaches the promoted replica. There the connection is a plain multiplexed
+//! one, because a ConnectionManager would quietly reconnect to the old address.
 
+mod sentinel;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::io::tcp::socket2::TcpKeepalive;
 use redis::io::tcp::TcpSettings;
-use redis::{Client, RedisError};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
 use tokio::sync::Mutex;
+
+use sentinel::Sentinels;
 
 /// A command or a connection attempt that takes longer fails, so a request never hangs on Redis.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,32 +48,90 @@ fn tcp_settings() -> TcpSettings {
 }
 
 pub struct RedisLink {
-    client: Client,
+    target: Target,
     manager: Mutex<Manager>,
+    /// Connections of this generation and older are no longer to be used (Sentinel only).
+    dropped: Arc<AtomicU64>,
+}
+
+enum Target {
+    /// One server: the URL's.
+    Server(Client),
+    /// Whichever server the sentinels name master.
+    Sentinels(Sentinels),
 }
 
 #[derive(Default)]
 struct Manager {
-    connected: Option<ConnectionManager>,
+    connected: Option<Connected>,
     failed_at: Option<Instant>,
+    /// Counts connections made, so that dropping one never drops its successor.
+    generation: u64,
+}
+
+#[derive(Clone)]
+struct Connected {
+    commands: Commands,
+    /// The server it reached (for the chat relay's subscription: the same master).
+    client: Client,
+    generation: u64,
+}
+
+#[derive(Clone)]
+enum Commands {
+    Managed(ConnectionManager),
+    Followed(MultiplexedConnection),
 }
 
 impl RedisLink {
     /// Checks the URL only; nothing is connected yet.
     pub fn new(url: &str) -> Result<RedisLink, String> {
-        let client = Client::open(url).map_err(|error| format!("--redis-url: {error}"))?;
-        Ok(RedisLink { client, manager: Mutex::default() })
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
+        let target = match Sentinels::parse(url).map_err(|error| format!("--redis-url: {error}"))? {
+            Some(sentinels) => Target::Sentinels(sentinels),
+            None => Target::Server(Client::open(url).map_err(|error| format!("--redis-url: {error}"))?),
+        };
+        Ok(RedisLink { target, manager: Mutex::default(), dropped: Arc::default() })
     }
 
     /// A handle on the shared connection (cheap to clone), connecting first if need be.
-    pub async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+    pub async fn connection(&self) -> Result<Connection, RedisError> {
+        let connected = self.connected().await?;
+        let follows = matches!(self.target, Target::Sentinels(_));
+        let drop_on_failure = follows.then(|| (self.dropped.clone(), connected.generation));
+        Ok(Connection { commands: connected.commands, drop_on_failure })
+    }
+
+    /// A subscription connection to the same server as the commands (with Sentinel: the master).
+    pub async fn pubsub(&self) -> RedisResult<redis::aio::PubSub> {
+        let connected = match &self.target {
+            Target::Server(client) => return client.get_async_pubsub().await,
+            Target::Sentinels(_) => self.connected().await?,
+        };
+        let pubsub = connected.client.get_async_pubsub().await;
+        if let Err(error) = &pubsub {
+            drop_connection(&self.dropped, connected.generation, error);
+        }
+        pubsub
+    }
+
+    /// Returns when the sentinels announce a new master; never for a plain URL. The chat relay
+    /// waiting to resubscribe takes it as the moment to try, and so may everyone: a failure to
+    /// reach the old master no longer holds back the next attempt.
+    pub async fn master_switched(&self) {
+        match &self.target {
+            Target::Server(_) => std::future::pending().await,
+            Target::Sentinels(sentinels) => sentinels.switched().await,
+        }
+        self.manager.lock().await.failed_at = None;
+    }
+
+    async fn connected(&self) -> RedisResult<Connected> {
         let mut manager = self.manager.lock().await;
-        if let Some(connected) = manager.connected.as_ref() {
-            return Ok(connected.clone());
+        if let Some(connected) = manager.connected.take() {
+            if connected.generation > self.dropped.load(Ordering::Acquire) {
+                manager.connected = Some(connected.clone());
+                return Ok(connected);
+            }
         }
         if manager.failed_at.is_some_and(|at| at.elapsed() < RETRY_AFTER) {
             return Err(RedisError::from(std::io::Error::new(
@@ -66,14 +139,10 @@ impl RedisLink {
                 "redis was unreachable a moment ago",
             )));
         }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(TIMEOUT)
-            .set_response_timeout(TIMEOUT)
-            .set_tcp_settings(tcp_settings())
-            .set_number_of_retries(1)
-            .set_max_delay(1000);
-        match self.client.get_connection_manager_with_config(config).await {
-            Ok(connected) => {
+        match self.connect().await {
+            Ok((client, commands)) => {
+                manager.generation += 1;
+                let connected = Connected { commands, client, generation: manager.generation };
                 manager.connected = Some(connected.clone());
                 Ok(connected)
             }
@@ -84,10 +153,122 @@ impl RedisLink {
         }
     }
 
+    async fn connect(&self) -> RedisResult<(Client, Commands)> {
+        match &self.target {
+            Target::Server(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(TIMEOUT)
+                    .set_response_timeout(TIMEOUT)
+                    .set_tcp_settings(tcp_settings())
+                    .set_number_of_retries(1)
+                    .set_max_delay(1000);
+                let manager = client.get_connection_manager_with_config(config).await?;
+                Ok((client.clone(), Commands::Managed(manager)))
+            }
+            Target::Sentinels(sentinels) => {
+                let client = Client::open(sentinels.master().await?)?;
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(TIMEOUT)
+                    .set_response_timeout(TIMEOUT)
+                    .set_tcp_settings(tcp_settings());
+                let mut commands = client.get_multiplexed_async_connection_with_config(&config).await?;
+                let addr = &client.get_connection_info().addr;
+                match redis::cmd("ROLE").query_async::<redis::Role>(&mut commands).await? {
+                    redis::Role::Primary { .. } => {
+                        tracing::info!(master = %addr, "redis master found through the sentinels");
+                        Ok((client, Commands::Followed(commands)))
+                    }
+                    role => Err(RedisError::from((
+                        ErrorKind::ReadOnly,
+                        "the server the sentinels named is not a master (a fail-over in progress?)",
+                        format!("{addr}: {role:?}"),
+                    ))),
+                }
+            }
+        }
+    }
+
     /// The address without its password, for logs.
     pub fn describe(&self) -> String {
-        let info = self.client.get_connection_info();
-        format!("{} db {}", info.addr, info.redis.db)
+        match &self.target {
+            Target::Server(client) => {
+                let info = client.get_connection_info();
+                format!("{} db {}", info.addr, info.redis.db)
+            }
+            Target::Sentinels(sentinels) => sentinels.describe(),
+        }
+    }
+}
+
+/// The command connection as the store and the relay use it: with Sentinel, a failure that says
+/// the server is gone or no longer the master drops it for everyone, so the next command asks the
+/// sentinels again.
+pub struct Connection {
+    commands: Commands,
+    drop_on_failure: Option<(Arc<AtomicU64>, u64)>,
+}
+
+impl Connection {
+    fn judged<T>(&self, result: RedisResult<T>) -> RedisResult<T> {
+        if let (Err(error), Some((dropped, generation))) = (&result, &self.drop_on_failure) {
+            if no_longer_the_master(error) {
+                drop_connection(dropped, *generation, error);
+            }
+        }
+        result
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let result = match &mut self.commands {
+                Commands::Managed(commands) => commands.req_packed_command(cmd).await,
+                Commands::Followed(commands) => commands.req_packed_command(cmd).await,
+            };
+            self.judged(result)
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let result = match &mut self.commands {
+                Commands::Managed(commands) => commands.req_packed_commands(cmd, offset, count).await,
+                Commands::Followed(commands) => commands.req_packed_commands(cmd, offset, count).await,
+            };
+            self.judged(result)
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        match &self.commands {
+            Commands::Managed(commands) => commands.get_db(),
+            Commands::Followed(commands) => commands.get_db(),
+        }
+    }
+}
+
+/// Whether `error` means this connection may no longer reach the master: lost, timed out, refused,
+/// or answered by a server that is now a replica (READONLY; UNBLOCKED: a WAIT cut short by the
+/// change; MASTERDOWN: a replica that lost its master).
+fn no_longer_the_master(error: &RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.kind() == ErrorKind::ReadOnly
+        || matches!(error.code(), Some("UNBLOCKED" | "MASTERDOWN" | "LOADING"))
+}
+
+/// Marks the connection of `generation` (and older ones) as not to be used again.
+fn drop_connection(dropped: &AtomicU64, generation: u64, why: &RedisError) {
+    if dropped.fetch_max(generation, Ordering::AcqRel) < generation {
+        tracing::warn!(error = %why, "redis master connection dropped; asking the sentinels again");
     }
 }
 

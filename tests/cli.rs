@@ -50,6 +50,9 @@ const FLAGS: &[&str] = &[
     "--worker-ready-timeout",
     "--redis-url-file",
     "CREDENTIALS_DIRECTORY",
+    "redis+sentinel://",
+    "--todos-wait-replicas",
+    "--todos-wait-timeout",
 ];
 
 #[test]
@@ -123,6 +126,10 @@ fn a_bad_value_names_its_flag_and_exits_2() {
         (&["--worker-ready-timeout", "0"], "--worker-ready-timeout"),
         (&["--redis-url-file", "/nonexistent"], "--redis-url-file"),
         (&["--redis-url", "redis://h", "--redis-url-file", "/f"], "--redis-url-file"),
+        (&["--redis-url", "redis+sentinel://h1,h2"], "--redis-url"),
+        (&["--todos-wait-replicas", "17"], "--todos-wait-replicas"),
+        (&["--todos-wait-timeout", "2s"], "--todos-wait-timeout"),
+        (&["--todos-wait-replicas", "1"], "--todos-wait-replicas"),
         (&["--no-such-flag"], "--no-such-flag"),
     ];
     for (args, flag) in cases {

@@ -81,7 +81,15 @@ async fn subscribe_forever(link: Arc<RedisLink>, rooms: Arc<Rooms>, subscribed: 
         }
         // Jitter so that every process of every host does not reconnect in the same instant.
         let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
+            // With Sentinel, the promoted master is there to subscribe to: no need to wait out the
+            // backoff (but still not all in the same instant).
+            _ = link.master_switched() => {
+                let jitter = rand::thread_rng().gen_range(0..=FIRST_BACKOFF.as_millis() as u64);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
@@ -122,7 +130,7 @@ async fn relay_until_lost(pubsub: redis::aio::PubSub, rooms: &Rooms) -> &'static
 
 async fn subscribe(link: &RedisLink) -> redis::RedisResult<redis::aio::PubSub> {
     let connect = async {
-        let mut pubsub = link.client().get_async_pubsub().await?;
+        let mut pubsub = link.pubsub().await?;
         pubsub.psubscribe(format!("{CHANNEL_PREFIX}*")).await?;
         Ok(pubsub)
     };

@@ -123,16 +123,23 @@ fn online_cpus() -> i64 {
     unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }
 }
 
-/// Hides the password of a URL in an argument (`--redis-url redis://:secret@host`).
+/// Hides the password of a URL in an argument (`--redis-url redis://:secret@host`), and that of a
+/// Sentinel URL's sentinels (`...?sentinel_password=secret`).
 fn redact_credentials(arg: &str) -> String {
     let Some(scheme_end) = arg.find("://").map(|i| i + 3) else {
         return arg.to_string();
     };
     let authority_end = arg[scheme_end..].find('/').map_or(arg.len(), |i| scheme_end + i);
-    match arg[scheme_end..authority_end].rfind('@') {
+    let mut redacted = match arg[scheme_end..authority_end].rfind('@') {
         Some(at) => format!("{}***{}", &arg[..scheme_end], &arg[scheme_end + at..]),
         None => arg.to_string(),
+    };
+    const SENTINEL_PASSWORD: &str = "sentinel_password=";
+    if let Some(start) = redacted.find(SENTINEL_PASSWORD).map(|i| i + SENTINEL_PASSWORD.len()) {
+        let end = redacted[start..].find('&').map_or(redacted.len(), |i| start + i);
+        redacted.replace_range(start..end, "***");
     }
+    redacted
 }
 
 fn html(info: &Value) -> String {
@@ -171,6 +178,10 @@ mod tests {
         assert_eq!(redact_credentials("redis://:pw@127.0.0.1:6379/0"), "redis://***@127.0.0.1:6379/0");
         assert_eq!(redact_credentials("--redis-url=redis://u:p@h/"), "--redis-url=redis://***@h/");
         assert_eq!(redact_credentials("redis://127.0.0.1/"), "redis://127.0.0.1/");
+        assert_eq!(
+            redact_credentials("redis+sentinel://:pw@h1,h2/m/0?sentinel_password=spw&sentinel_username=u"),
+            "redis+sentinel://***@h1,h2/m/0?sentinel_password=***&sentinel_username=u"
+        );
         assert_eq!(redact_credentials("--port"), "--port");
     }
 

@@ -71,6 +71,14 @@ impl KeyPolicy {
     }
 }
 
+/// How many Redis replicas must confirm a write before it is answered, and how long to wait for
+/// them (`--todos-wait-replicas`, `--todos-wait-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmations {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
 /// What a creation did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -137,7 +145,11 @@ pub fn open(
 ) -> std::result::Result<Arc<dyn TodoStore>, String> {
     let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
     match (config.todos_store, redis) {
-        (StoreKind::Redis, Some(link)) => Ok(Arc::new(RedisStore::new(link.clone(), keys))),
+        (StoreKind::Redis, Some(link)) => {
+            let confirmations =
+                Confirmations { replicas: config.todos_wait_replicas, timeout: config.todos_wait_timeout };
+            Ok(Arc::new(RedisStore::new(link.clone(), keys, confirmations)))
+        }
         (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
         (StoreKind::Sqlite, _) => {
             let store =

@@ -5,17 +5,23 @@
 //! may lose the last second. An `Idempotency-Key` is checked and recorded by the creating script
 //! itself: a hash per key that expires after the retention, and a sorted set of keys by age that
 //! bounds their number.
+//!
+//! Replication is Redis's too, and asynchronous: a master lost in a fail-over takes with it the
+//! writes its replicas had not received yet. With `--todos-wait-replicas N` each write is followed,
+//! in the same round trip on the same connection, by `WAIT N timeout`, and answered only once N
+//! replicas have it; fewer in time is a 503 that says the write may be lost.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, FromRedisValue, Script, ScriptInvocation};
 
 use super::{
-    now_ms, Changes, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore, Unavailable,
+    now_ms, Changes, Confirmations, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore,
+    Unavailable,
 };
-use crate::redis_link::{outcome_unknown, RedisLink};
+use crate::redis_link::{outcome_unknown, Connection, RedisLink};
 
 const IDS: &str = "app:todos";
 const NEXT_ID: &str = "app:todos:next-id";
@@ -29,7 +35,12 @@ const CREATE: &str = r"
 local key = ARGV[3]
 if key ~= '' then
   local seen = redis.call('HMGET', KEYS[4] .. key, 'id', 'title', 'created_at')
-  if seen[1] then return {tonumber(seen[1]), seen[2], tonumber(seen[3]), 1} end
+  if seen[1] then
+    -- A write, so that a WAIT after this replay also covers the first creation (replication is
+    -- in order): it may have been answered 503 because no replica had confirmed it yet.
+    redis.call('HSET', KEYS[4] .. key, 'replayed_at', ARGV[2])
+    return {tonumber(seen[1]), seen[2], tonumber(seen[3]), 1}
+  end
 end
 local id = redis.call('INCR', KEYS[1])
 redis.call('HSET', KEYS[3] .. id, 'title', ARGV[1], 'completed', '0', 'created_at', ARGV[2], 'updated_at', ARGV[2])
@@ -63,24 +74,55 @@ return 1";
 pub struct RedisStore {
     link: Arc<RedisLink>,
     keys: KeyPolicy,
+    confirmations: Confirmations,
     create: Script,
     update: Script,
     delete: Script,
 }
 
 impl RedisStore {
-    pub fn new(link: Arc<RedisLink>, keys: KeyPolicy) -> RedisStore {
+    pub fn new(link: Arc<RedisLink>, keys: KeyPolicy, confirmations: Confirmations) -> RedisStore {
         RedisStore {
             link,
             keys,
+            confirmations,
             create: Script::new(CREATE),
             update: Script::new(UPDATE),
             delete: Script::new(DELETE),
         }
     }
 
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager> {
+    async fn connection(&self) -> Result<Connection> {
         self.link.connection().await.map_err(unavailable)
+    }
+
+    /// Runs a writing script and, with --todos-wait-replicas, WAITs for the replicas in the same
+    /// pipeline: on one connection, so WAIT counts this write (a WAIT sent on a connection made
+    /// after a reconnection would count nothing and confirm at once).
+    async fn write<T: FromRedisValue>(&self, invocation: &ScriptInvocation<'_>) -> Result<T> {
+        let mut db = self.connection().await?;
+        let Confirmations { replicas, timeout } = self.confirmations;
+        if replicas == 0 {
+            return invocation.invoke_async(&mut db).await.map_err(unavailable);
+        }
+        let mut confirmed = redis::pipe();
+        confirmed.invoke_script(invocation).cmd("WAIT").arg(replicas).arg(timeout.as_millis() as u64);
+        let mut answer = confirmed.query_async::<(T, u32)>(&mut db).await;
+        if answer.as_ref().is_err_and(|error| error.kind() == redis::ErrorKind::NoScriptError) {
+            // A master new to this process (or promoted, or restarted) lacks the script.
+            invocation.load_async(&mut db).await.map_err(unavailable)?;
+            answer = confirmed.query_async(&mut db).await;
+        }
+        let (value, replicas_with_it) = answer.map_err(unavailable)?;
+        if replicas_with_it < replicas {
+            tracing::warn!(replicas_with_it, replicas, "todo write not confirmed by enough Redis replicas");
+            return Err(Unavailable(format!(
+                "the todo store (redis) made the write, but {replicas_with_it} of the {replicas} \
+                 replicas required confirmed it within {timeout:?}: a fail-over could lose it; retry \
+                 it (a creation with the same Idempotency-Key) to be sure it is kept, and applied once"
+            )));
+        }
+        Ok(value)
     }
 }
 
@@ -111,10 +153,8 @@ impl TodoStore for RedisStore {
 
     fn create(&self, title: String, key: Option<IdempotencyKey>) -> BoxFuture<'_, Result<Created>> {
         Box::pin(async move {
-            let mut db = self.connection().await?;
-            let (id, first_title, created_ms, replayed): (i64, String, i64, i64) = self
-                .create
-                .key(NEXT_ID)
+            let mut invocation = self.create.key(NEXT_ID);
+            invocation
                 .key(IDS)
                 .key(ITEM)
                 .key(KEY_RECORD)
@@ -123,10 +163,9 @@ impl TodoStore for RedisStore {
                 .arg(now_ms())
                 .arg(key.as_ref().map_or("", |key| key.0.as_str()))
                 .arg(self.keys.retention_ms())
-                .arg(self.keys.max_keys)
-                .invoke_async(&mut db)
-                .await
-                .map_err(unavailable)?;
+                .arg(self.keys.max_keys);
+            let (id, first_title, created_ms, replayed): (i64, String, i64, i64) =
+                self.write(&invocation).await?;
             let todo = Todo::fresh(id, first_title, created_ms);
             Ok(if replayed == 1 { Created::again(todo, &title) } else { Created::New(todo) })
         })
@@ -143,7 +182,6 @@ impl TodoStore for RedisStore {
 
     fn update(&self, id: i64, changes: Changes) -> BoxFuture<'_, Result<Option<Todo>>> {
         Box::pin(async move {
-            let mut db = self.connection().await?;
             let mut invocation = self.update.key(format!("{ITEM}{id}"));
             if let Some(title) = &changes.title {
                 invocation.arg("title").arg(title);
@@ -152,23 +190,16 @@ impl TodoStore for RedisStore {
                 invocation.arg("completed").arg(if completed { "1" } else { "0" });
             }
             invocation.arg("updated_at").arg(now_ms());
-            let fields: Option<HashMap<String, String>> =
-                invocation.invoke_async(&mut db).await.map_err(unavailable)?;
+            let fields: Option<HashMap<String, String>> = self.write(&invocation).await?;
             Ok(fields.and_then(|fields| todo_from_fields(id, &fields)))
         })
     }
 
     fn delete(&self, id: i64) -> BoxFuture<'_, Result<bool>> {
         Box::pin(async move {
-            let mut db = self.connection().await?;
-            let deleted: i64 = self
-                .delete
-                .key(format!("{ITEM}{id}"))
-                .key(IDS)
-                .arg(id)
-                .invoke_async(&mut db)
-                .await
-                .map_err(unavailable)?;
+            let mut invocation = self.delete.key(format!("{ITEM}{id}"));
+            invocation.key(IDS).arg(id);
+            let deleted: i64 = self.write(&invocation).await?;
             Ok(deleted == 1)
         })
     }

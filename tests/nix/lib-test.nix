@@ -219,6 +219,10 @@ let
       expr = app.vhostPorts nginxDefaults (vhost // { listen = app.vhostListen nginxDefaults { port = 8080; listenAddresses = [ ]; }; });
       expected = [ 8080 ];
     };
+    sentinel-url-names-every-sentinel-the-master-and-the-database = {
+      expr = app.sentinelUrl { hosts = [ "10.0.0.1:26379" "[fd00::2]:26379" ]; masterName = "app"; db = 2; };
+      expected = "redis+sentinel://10.0.0.1:26379,[fd00::2]:26379/app/2";
+    };
     unit-substitutions = {
       expr = app.substituteCommands "$out/lib" [{ file = "a"; from = "/x y"; to = "it's"; }];
       expected = "substituteInPlace $out/lib/a --replace-fail '/x y' 'it'\\''s'";

@@ -1,8 +1,11 @@
 //! A real `redis-server` for a test: its own free loopback port, its own temporary directory, no
-//! persistence. It can be stopped and started again on the same port (a Redis restart).
+//! persistence. It can be stopped and started again on the same port (a Redis restart). It may be a
+//! replica of another, or a sentinel (`redis-server --sentinel`, the same binary Debian's and
+//! nixpkgs' `redis-sentinel` is).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +18,23 @@ pub struct Redis {
     password: Option<String>,
     /// The network namespace it runs in, when it is on a host of its own.
     netns: Option<String>,
+    /// What it is besides a plain server: `--replicaof ...`, or a sentinel's configuration.
+    role: Role,
 }
+
+enum Role {
+    Master,
+    Replica {
+        of: SocketAddr,
+    },
+    /// Its configuration file (a sentinel rewrites it, so it lives in the server's directory).
+    Sentinel {
+        config: PathBuf,
+    },
+}
+
+/// The master name the sentinels of [`Redis::sentinel_of`] monitor.
+pub const MASTER_NAME: &str = "app";
 
 impl Redis {
     pub fn start() -> Redis {
@@ -28,9 +47,37 @@ impl Redis {
     }
 
     fn start_with(password: Option<String>) -> Redis {
+        Self::start_as(Role::Master, TempDir::new(), password)
+    }
+
+    /// A replica of `master` (`--replicaof`).
+    pub fn replica_of(master: &Redis) -> Redis {
+        Self::start_as(Role::Replica { of: master.addr }, TempDir::new(), None)
+    }
+
+    /// A sentinel watching `master` as [`MASTER_NAME`], with a quorum of 2, that considers a master
+    /// down after `down_after` without an answer.
+    pub fn sentinel_of(master: &Redis, down_after: Duration) -> Redis {
+        let dir = TempDir::new();
+        let config = dir.0.join("sentinel.conf");
+        let ms = down_after.as_millis();
+        let text = format!(
+            "sentinel monitor {MASTER_NAME} {ip} {port} 2\n\
+             sentinel down-after-milliseconds {MASTER_NAME} {ms}\n\
+             sentinel failover-timeout {MASTER_NAME} {failover}\n",
+            ip = master.addr.ip(),
+            port = master.addr.port(),
+            // Also how long before a failed fail-over is tried again by another sentinel.
+            failover = ms * 4,
+        );
+        std::fs::write(&config, text).unwrap();
+        Self::start_as(Role::Sentinel { config }, dir, None)
+    }
+
+    fn start_as(role: Role, dir: TempDir, password: Option<String>) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let mut redis = Redis { addr, child: None, dir: TempDir::new(), password, netns: None };
+        let mut redis = Redis { addr, child: None, dir, password, netns: None, role };
         redis.resume();
         redis
     }
@@ -38,8 +85,14 @@ impl Redis {
     /// A server on `host` (another network namespace), reached over its link.
     pub fn on(host: &super::netns::Host) -> Redis {
         let addr = SocketAddr::new(host.addr, 6379);
-        let mut redis =
-            Redis { addr, child: None, dir: TempDir::new(), password: None, netns: Some(host.netns.clone()) };
+        let mut redis = Redis {
+            addr,
+            child: None,
+            dir: TempDir::new(),
+            password: None,
+            netns: Some(host.netns.clone()),
+            role: Role::Master,
+        };
         redis.resume();
         redis
     }
@@ -88,6 +141,13 @@ impl Redis {
             }
             None => Command::new("redis-server"),
         };
+        // A configuration file comes first, before any option.
+        if let Role::Sentinel { config } = &self.role {
+            command.arg(config).arg("--sentinel");
+        }
+        if let Role::Replica { of } = &self.role {
+            command.args(["--replicaof", &of.ip().to_string(), &of.port().to_string()]);
+        }
         let child = command
             .args(["--bind", &self.addr.ip().to_string(), "--port", &self.addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
@@ -108,6 +168,35 @@ impl Redis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Runs one command (e.g. `["INFO", "replication"]`) and returns its answer.
+    pub fn command<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url())?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(1))?;
+        connection.set_read_timeout(Some(Duration::from_secs(1)))?;
+        let mut command = redis::cmd(args[0]);
+        command.arg(&args[1..]);
+        command.query(&mut connection)
+    }
+
+    /// A field of `INFO replication` (`role`, `connected_slaves`, `master_link_status`...).
+    pub fn replication(&self, field: &str) -> Option<String> {
+        let info: String = self.command(&["INFO", "replication"]).ok()?;
+        info.lines().find_map(|line| Some(line.strip_prefix(field)?.strip_prefix(':')?.trim().to_string()))
+    }
+
+    /// What this sentinel knows of [`MASTER_NAME`] (`SENTINEL MASTER`): `ip`, `port`, `flags`,
+    /// `num-slaves`, `num-other-sentinels`...
+    pub fn monitored(&self) -> std::collections::HashMap<String, String> {
+        self.command(&["SENTINEL", "MASTER", MASTER_NAME]).unwrap_or_default()
+    }
+
+    /// Where this sentinel says the master is now.
+    pub fn master_addr(&self) -> Option<SocketAddr> {
+        let (ip, port): (String, u16) =
+            self.command(&["SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER_NAME]).ok()?;
+        Some(SocketAddr::new(ip.parse().ok()?, port))
     }
 
     fn answers(&self) -> bool {
