@@ -220,3 +220,187 @@ fn npm_polling_sessions_work_across_the_workers_of_a_cluster_with_redis() {
 fn npm_two_workers_of_a_cluster_without_redis_chat_over_socketio() {
     a_cluster_serves_polling_sessions(&[]);
 }
+
+/// A hand-made Socket.IO client over a raw WebSocket, for what socket.io-client never sends.
+struct Raw(tungstenite::WebSocket<std::net::TcpStream>);
+
+impl Raw {
+    /// Opens a session on a WebSocket and reads its open packet.
+    fn open(addr: std::net::SocketAddr) -> Raw {
+        let stream = std::net::TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (socket, _) = tungstenite::client(url, stream).unwrap();
+        let mut raw = Raw(socket);
+        let open = raw.read();
+        assert!(open.starts_with(r#"0{"maxPayload":"#), "{open}");
+        raw
+    }
+
+    /// Opens a session and CONNECTs as `name`.
+    fn connected(addr: std::net::SocketAddr, name: &str) -> Raw {
+        let mut raw = Raw::open(addr);
+        raw.send(&format!(r#"40{{"name":"{name}"}}"#));
+        let connected = raw.read();
+        assert!(connected.starts_with(r#"40{"sid":"#), "{connected}");
+        raw
+    }
+
+    fn send(&mut self, text: &str) {
+        self.0.send(tungstenite::Message::text(text)).unwrap();
+    }
+
+    /// The next text packet (failing on anything else).
+    fn read(&mut self) -> String {
+        loop {
+            match self.0.read().unwrap() {
+                tungstenite::Message::Text(text) => return text.to_string(),
+                tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+                other => panic!("not a text packet: {other:?}"),
+            }
+        }
+    }
+
+    /// The packets until the server's Close, and that Close's code and reason.
+    fn until_closed(&mut self) -> (Vec<String>, u16, String) {
+        let mut packets = Vec::new();
+        loop {
+            match self.0.read() {
+                Ok(tungstenite::Message::Text(text)) => packets.push(text.to_string()),
+                Ok(tungstenite::Message::Close(Some(frame))) => {
+                    return (packets, frame.code.into(), frame.reason.to_string())
+                }
+                Ok(tungstenite::Message::Close(None)) => return (packets, 1005, String::new()),
+                Ok(_) => {}
+                Err(error) => panic!("no Close frame ({error}); packets: {packets:?}"),
+            }
+        }
+    }
+}
+
+/// What a connected socket that sends `packet` gets: an `error` event with the reason, then
+/// DISCONNECT, then Close 1008 with the reason.
+fn refused_with(addr: std::net::SocketAddr, packet: tungstenite::Message, reason: &str) {
+    let mut raw = Raw::connected(addr, "mallory");
+    raw.0.send(packet).unwrap();
+    let (packets, code, said) = raw.until_closed();
+    assert!(packets.len() == 2 && packets[0].starts_with(r#"42["error",{"error":"#), "{packets:?}");
+    assert!(packets[0].contains(reason), "{packets:?}");
+    assert_eq!(packets[1], "41", "{packets:?}");
+    assert_eq!(code, 1008);
+    assert!(said.contains(reason), "{said}");
+}
+
+#[test]
+fn socketio_packets_that_break_the_protocol_end_the_socket_with_the_reason() {
+    let (app, _data) = app(&["--chat-max-message-bytes", "100"]);
+    let text = tungstenite::Message::text;
+    refused_with(app.addr, text("49"), "not a Socket.IO packet type");
+    refused_with(app.addr, text("x"), "not an Engine.IO packet type");
+    refused_with(app.addr, text(r#"451-["up",{"_placeholder":true,"num":0}]"#), "binary");
+    refused_with(app.addr, tungstenite::Message::binary(vec![4, 1, 2]), "binary");
+    refused_with(app.addr, text(r#"40{"name":"again"}"#), "CONNECT sent twice");
+    refused_with(app.addr, text("43[]"), "no acknowledgements");
+
+    // Before CONNECT, the reason comes as a CONNECT_ERROR.
+    let mut early = Raw::open(app.addr);
+    early.send(r#"42["join","lobby"]"#);
+    let (packets, code, _) = early.until_closed();
+    assert!(packets[0].starts_with("44{") && packets[0].contains("CONNECT"), "{packets:?}");
+    assert_eq!(code, 1008);
+
+    // Over maxPayload (four times the message limit) the frame is not even read.
+    let mut big = Raw::connected(app.addr, "big");
+    big.send(&format!(r#"42["message",{{"room":"r","text":"{}"}}]"#, "x".repeat(500)));
+    let (_, code, _) = big.until_closed();
+    assert_eq!(code, 1009);
+
+    // And the server still serves.
+    let mut fine = Raw::connected(app.addr, "fine");
+    fine.send(r#"421["join","lobby"]"#);
+    let mut replies = [fine.read(), fine.read()];
+    replies.sort(); // The presence notice and the acknowledgement come in either order.
+    assert!(replies[0].starts_with(r#"42["presence""#) && replies[1] == r#"431[{"ok":true}]"#, "{replies:?}");
+}
+
+#[test]
+fn socketio_http_requests_that_are_wrong_get_400s_that_say_why() {
+    let (app, _data) = app(&["--chat-max-message-bytes", "100"]);
+    let get = |path: &str| request(app.addr, "GET", path, &[], b"");
+    let old = get("/socket.io/?EIO=3&transport=polling");
+    assert_eq!(old.status, 400);
+    assert!(old.error().contains("EIO=4"), "{}", old.body);
+    assert!(get("/socket.io/?EIO=4&transport=flash").error().contains("polling or websocket"));
+    let unknown = get("/socket.io/?EIO=4&transport=polling&sid=nope");
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.error().contains("unknown session"), "{}", unknown.body);
+    let not_upgrading = get("/socket.io/?EIO=4&transport=websocket");
+    assert_eq!(not_upgrading.status, 426);
+    let post = request(app.addr, "POST", "/socket.io/?EIO=4&transport=polling", &[], b"40");
+    assert!(post.error().contains("sid"), "{}", post.body);
+    assert_eq!(request(app.addr, "PUT", "/socket.io/?EIO=4&transport=polling", &[], b"").status, 405);
+
+    let handshake = get("/socket.io/?EIO=4&transport=polling");
+    assert_eq!(handshake.status, 200);
+    let open: Value = serde_json::from_str(handshake.body.strip_prefix('0').unwrap()).unwrap();
+    assert_eq!((open["pingInterval"].as_u64(), open["pingTimeout"].as_u64()), (Some(25000), Some(20000)));
+    assert_eq!(open["maxPayload"], 400);
+    assert_eq!(open["upgrades"], json!(["websocket"]));
+    let session = format!("/socket.io/?EIO=4&transport=polling&sid={}", open["sid"].as_str().unwrap());
+    let too_big = request(app.addr, "POST", &session, &[], "4".repeat(401).as_bytes());
+    assert_eq!(too_big.status, 413);
+    let connect = request(app.addr, "POST", &session, &[], br#"40{"name":"poller"}"#);
+    assert_eq!((connect.status, connect.body.as_str()), (200, "ok"));
+    assert!(get(&session).body.starts_with(r#"40{"sid":"#));
+
+    // Two GETs at once: one of them is refused, and the other carries the session's end.
+    let second = {
+        let session = session.clone();
+        let addr = app.addr;
+        std::thread::spawn(move || request(addr, "GET", &session, &[], b""))
+    };
+    let first = get(&session);
+    let second = second.join().unwrap();
+    let (refused, ended) = if first.status == 400 { (first, second) } else { (second, first) };
+    assert!(refused.error().contains("a second GET"), "{}", refused.body);
+    assert_eq!(ended.status, 200);
+    assert!(ended.body.contains("overlapping GET") && ended.body.ends_with("\u{1e}1"), "{}", ended.body);
+}
+
+#[test]
+fn a_socketio_client_that_does_not_read_is_disconnected_as_too_slow() {
+    let (app, _data) = app(&support::chat::SLOW_CLIENT_ARGS);
+    let mut slow = Raw::connected(app.addr, "slow");
+    slow.send(r#"421["join","lobby"]"#);
+    // Its acknowledgement and its own join notice: it is in the room.
+    let _ = (slow.read(), slow.read());
+    let mut fast = ChatClient::join(app.addr, "lobby", "fast");
+    let kicked = support::chat::flood_until_logged(&app, &mut fast, "socket.io client too slow");
+    assert!(kicked, "the slow client was never disconnected: {}", app.logs());
+    fast.expect("slow's leave", |f| f["event"] == "leave" && f["name"] == "slow");
+    // Reading at last, the slow client finds its stream ends.
+    let ended = (0..100_000).any(|_| !matches!(slow.0.read(), Ok(tungstenite::Message::Text(_))));
+    assert!(ended);
+}
+
+#[test]
+fn npm_a_drain_closes_socketio_clients_so_that_they_reconnect() {
+    let (mut app, _data) = app(&["--drain-timeout", "30s"]);
+    let mut io = Driver::start();
+    io.connect("ws", app.addr, "alice", websocket_only());
+    io.connect("poll", app.addr, "bob", polling_only());
+    // Its next GET pending (counted in flight beside the /metrics request asking), so the drain
+    // has a GET to answer: that client opens a connection per request, and one opened after the
+    // stop would wait for the next process.
+    eventually("the polling client's GET is pending", || {
+        metric(&app.get("/metrics").body, "app_http_requests_in_flight") == Some(2.0)
+    });
+    app.signal(libc::SIGTERM);
+    // "transport close", not "io server disconnect": socket.io-client reconnects after it.
+    let closed = io.expect("ws", "disconnect", |_| true);
+    assert_eq!(closed["reason"], "transport close", "{closed}");
+    assert_eq!(closed["description"]["code"], 1001, "{closed}");
+    let closed = io.expect("poll", "disconnect", |_| true);
+    assert_eq!(closed["reason"], "transport close", "{closed}");
+    assert!(app.wait_exit().success());
+}
