@@ -404,3 +404,22 @@ fn npm_a_drain_closes_socketio_clients_so_that_they_reconnect() {
     assert_eq!(closed["reason"], "transport close", "{closed}");
     assert!(app.wait_exit().success());
 }
+
+#[test]
+fn npm_a_client_that_does_not_answer_pings_is_dropped_and_one_that_does_is_kept() {
+    let (app, _data) = app(&[]);
+    let mut io = Driver::start();
+    io.connect("alice", app.addr, "alice", websocket_only());
+    io.join("alice", "lobby");
+    let mut silent = Raw::connected(app.addr, "silent");
+    silent.send(r#"421["join","lobby"]"#);
+    let _ = (silent.read(), silent.read());
+    io.expect_data("alice", "presence", presence("join", "silent"));
+    // The server's ping, pingInterval (25 s) after the open; left unanswered.
+    assert_eq!(silent.read(), "2");
+    // pingTimeout (20 s) later the silent one is gone, and the room is told.
+    io.expect_data("alice", "presence", presence("leave", "silent"));
+    // socket.io-client answered its pings all along: still connected.
+    io.say("alice", "lobby", "still here");
+    io.expect_data("alice", "message", text("still here"));
+}
