@@ -246,6 +246,17 @@ impl Raw {
         raw
     }
 
+    /// Joins "lobby" (acknowledgement id 1), checking the acknowledgement and its own join notice.
+    fn join_lobby(&mut self) {
+        self.send(r#"421["join","lobby"]"#);
+        let mut replies = [self.read(), self.read()];
+        replies.sort(); // The presence notice and the acknowledgement come in either order.
+        assert!(
+            replies[0].starts_with(r#"42["presence""#) && replies[1] == r#"431[{"ok":true}]"#,
+            "{replies:?}"
+        );
+    }
+
     fn send(&mut self, text: &str) {
         self.0.send(tungstenite::Message::text(text)).unwrap();
     }
@@ -317,10 +328,7 @@ fn socketio_packets_that_break_the_protocol_end_the_socket_with_the_reason() {
 
     // And the server still serves.
     let mut fine = Raw::connected(app.addr, "fine");
-    fine.send(r#"421["join","lobby"]"#);
-    let mut replies = [fine.read(), fine.read()];
-    replies.sort(); // The presence notice and the acknowledgement come in either order.
-    assert!(replies[0].starts_with(r#"42["presence""#) && replies[1] == r#"431[{"ok":true}]"#, "{replies:?}");
+    fine.join_lobby();
 }
 
 #[test]
@@ -371,9 +379,7 @@ fn socketio_http_requests_that_are_wrong_get_400s_that_say_why() {
 fn a_socketio_client_that_does_not_read_is_disconnected_as_too_slow() {
     let (app, _data) = app(&support::chat::SLOW_CLIENT_ARGS);
     let mut slow = Raw::connected(app.addr, "slow");
-    slow.send(r#"421["join","lobby"]"#);
-    // Its acknowledgement and its own join notice: it is in the room.
-    let _ = (slow.read(), slow.read());
+    slow.join_lobby();
     let mut fast = ChatClient::join(app.addr, "lobby", "fast");
     let kicked = support::chat::flood_until_logged(&app, &mut fast, "socket.io client too slow");
     assert!(kicked, "the slow client was never disconnected: {}", app.logs());
@@ -412,8 +418,7 @@ fn npm_a_client_that_does_not_answer_pings_is_dropped_and_one_that_does_is_kept(
     io.connect("alice", app.addr, "alice", websocket_only());
     io.join("alice", "lobby");
     let mut silent = Raw::connected(app.addr, "silent");
-    silent.send(r#"421["join","lobby"]"#);
-    let _ = (silent.read(), silent.read());
+    silent.join_lobby();
     io.expect_data("alice", "presence", presence("join", "silent"));
     // The server's ping, pingInterval (25 s) after the open; left unanswered.
     assert_eq!(silent.read(), "2");
@@ -422,4 +427,34 @@ fn npm_a_client_that_does_not_answer_pings_is_dropped_and_one_that_does_is_kept(
     // socket.io-client answered its pings all along: still connected.
     io.say("alice", "lobby", "still here");
     io.expect_data("alice", "message", text("still here"));
+}
+
+#[test]
+fn a_websocket_upgrade_that_reaches_another_worker_is_passed_on_to_the_session() {
+    use std::io::Write;
+    let (app, _data) = app(&["--mode", "cluster", "--workers", "2"]);
+    let handshake = app.get("/socket.io/?EIO=4&transport=polling");
+    let open: Value = serde_json::from_str(handshake.body.strip_prefix('0').unwrap()).unwrap();
+    let sid = open["sid"].as_str().unwrap().to_string();
+    let owner: u64 = sid.strip_prefix('w').and_then(|s| s.split('-').next()?.parse().ok()).expect(&sid);
+    let session = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    assert_eq!(request(app.addr, "POST", &session, &[], br#"40{"name":"mover"}"#).body, "ok");
+    assert!(app.get(&session).body.starts_with(r#"40{"sid":"#));
+
+    // A connection the other worker accepted (it says so in /info), kept alive for the upgrade.
+    let elsewhere = (0..200).find_map(|_| {
+        let mut stream = std::net::TcpStream::connect(app.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream.write_all(b"GET /info HTTP/1.1\r\nhost: test\r\naccept: application/json\r\n\r\n").unwrap();
+        let info = read_framed_response(&mut stream).unwrap().json();
+        (info["worker"].as_u64() != Some(owner)).then_some(stream)
+    });
+    let stream = elsewhere.expect("no connection reached the other worker in 200 tries");
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket&sid={sid}", app.addr);
+    let (socket, _) = tungstenite::client(url, stream).unwrap();
+    let mut moved = Raw(socket);
+    moved.send("2probe");
+    assert_eq!(moved.read(), "3probe");
+    moved.send("5");
+    moved.join_lobby();
 }
