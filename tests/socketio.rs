@@ -412,16 +412,24 @@ fn npm_a_drain_closes_socketio_clients_so_that_they_reconnect() {
 }
 
 #[test]
-fn npm_a_client_that_does_not_answer_pings_is_dropped_and_one_that_does_is_kept() {
+fn npm_unanswered_pings_and_a_missing_connect_end_a_session_answered_pings_keep_it() {
     let (app, _data) = app(&[]);
     let mut io = Driver::start();
     io.connect("alice", app.addr, "alice", websocket_only());
     io.join("alice", "lobby");
     let mut silent = Raw::connected(app.addr, "silent");
     silent.join_lobby();
+    let mut unconnected = Raw::open(app.addr);
     io.expect_data("alice", "presence", presence("join", "silent"));
     // The server's ping, pingInterval (25 s) after the open; left unanswered.
     assert_eq!(silent.read(), "2");
+    // A session that never sent CONNECT is closed then, saying why.
+    let (packets, code, _) = unconnected.until_closed();
+    assert!(
+        packets.iter().any(|p| p.starts_with("44{") && p.contains("no Socket.IO CONNECT")),
+        "{packets:?}"
+    );
+    assert_eq!(code, 1008);
     // pingTimeout (20 s) later the silent one is gone, and the room is told.
     io.expect_data("alice", "presence", presence("leave", "silent"));
     // socket.io-client answered its pings all along: still connected.
@@ -457,4 +465,16 @@ fn a_websocket_upgrade_that_reaches_another_worker_is_passed_on_to_the_session()
     assert_eq!(moved.read(), "3probe");
     moved.send("5");
     moved.join_lobby();
+}
+
+#[test]
+fn polling_sessions_count_against_max_connections() {
+    let (app, _data) = app(&["--max-connections", "3"]);
+    let open = || request(app.addr, "GET", "/socket.io/?EIO=4&transport=polling", &[], b"");
+    assert_eq!(open().status, 200);
+    assert_eq!(open().status, 200);
+    assert_eq!(open().status, 200);
+    let refused = open();
+    assert_eq!(refused.status, 503);
+    assert!(refused.error().contains("too many Socket.IO sessions"), "{}", refused.body);
 }
