@@ -80,12 +80,23 @@ impl Driver {
 
     /// Emits `event` with `args` and returns the server's acknowledgement.
     pub fn call(&mut self, id: &str, event: &str, args: Value) -> Value {
+        let ack = self.ask(id, event, args);
+        self.reply(id, ack)
+    }
+
+    /// Emits `event` asking for an acknowledgement, without waiting: the number to wait for it
+    /// with [`Driver::reply`].
+    pub fn ask(&mut self, id: &str, event: &str, args: Value) -> u64 {
         self.next_ack += 1;
         let ack = self.next_ack;
         self.command(json!({ "cmd": "emit", "id": id, "event": event, "args": args, "ack": ack }));
-        let reply = self.wait(&format!("{id}'s acknowledgement of {event}"), |line| {
-            line["id"] == id && line["ack"] == ack
-        });
+        ack
+    }
+
+    /// The acknowledgement `ack` of client `id`.
+    pub fn reply(&mut self, id: &str, ack: u64) -> Value {
+        let reply = self
+            .wait(&format!("{id}'s acknowledgement {ack}"), |line| line["id"] == id && line["ack"] == ack);
         reply["reply"].clone()
     }
 
