@@ -233,6 +233,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub chat_queue: u32,
 
+    /// Rooms one Socket.IO socket may be in at once; a `join` beyond gets an error acknowledgement.
+    #[arg(long, env = "APP_CHAT_ROOMS_PER_SOCKET", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub chat_rooms_per_socket: u32,
+
     /// Resident memory a serving process may use (e.g. 512M, 1G, bytes; 0: no limit). A cluster worker
     /// over it is replaced as a reload replaces it (the new worker ready first, the old one drained);
     /// a fork-mode process reloads itself as on SIGHUP. Checked every second. The unit's MemoryHigh=

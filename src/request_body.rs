@@ -71,6 +71,29 @@ impl fmt::Display for BodyTimedOut {
 
 impl Error for BodyTimedOut {}
 
+/// The whole body of `req`, or the status and message refusing it: 413 when it is (or says it
+/// is) longer than `limit` bytes, 408 when it missed its deadline, 400 when it broke off.
+pub async fn collect_limited(
+    req: hyper::Request<RequestBody>,
+    limit: u64,
+) -> Result<Bytes, (hyper::StatusCode, String)> {
+    use http_body_util::{BodyExt, LengthLimitError, Limited};
+    use hyper::StatusCode;
+    let too_large =
+        || (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than the limit of {limit} bytes"));
+    let declared =
+        req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
+    if declared.is_some_and(|length: u64| length > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit as usize).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(cause) if cause.is::<LengthLimitError>() => Err(too_large()),
+        Err(cause) if cause.is::<BodyTimedOut>() => Err((StatusCode::REQUEST_TIMEOUT, cause.to_string())),
+        Err(cause) => Err((StatusCode::BAD_REQUEST, format!("could not read the body: {cause}"))),
+    }
+}
+
 impl RequestBody {
     pub fn new(inner: Incoming, limits: BodyDeadline) -> RequestBody {
         RequestBody { inner, limits, started: Instant::now(), received: 0, timer: None }

@@ -22,6 +22,7 @@ step "Rust toolchain" need_rust
 step "rust-version is what the lockfile needs" tests/rust-version.sh
 step "format" cargo fmt --all -- --check
 step "lint" cargo clippy --locked --all-targets -- -D warnings
+step "npm clients of the Socket.IO tests" need_npm_clients
 step "rust tests" cargo test --locked
 step "monitoring files (promtool, against a real /metrics)" tests/monitoring.sh target/debug/app
 step "nix checks" tests/nix/run.sh

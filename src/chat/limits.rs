@@ -10,6 +10,8 @@ pub struct Limits {
     pub rate: u32,
     pub burst: u32,
     pub ping_interval: Duration,
+    /// Rooms one Socket.IO socket may be in at once.
+    pub rooms_per_socket: usize,
 }
 
 impl From<&Config> for Limits {
@@ -19,6 +21,7 @@ impl From<&Config> for Limits {
             rate: config.chat_rate,
             burst: config.chat_burst,
             ping_interval: config.chat_ping_interval,
+            rooms_per_socket: config.chat_rooms_per_socket as usize,
         }
     }
 }
@@ -58,8 +61,13 @@ mod tests {
 
     #[test]
     fn a_burst_then_refusals() {
-        let limits =
-            Limits { max_message_bytes: 10, rate: 1, burst: 3, ping_interval: Duration::from_secs(1) };
+        let limits = Limits {
+            max_message_bytes: 10,
+            rate: 1,
+            burst: 3,
+            ping_interval: Duration::from_secs(1),
+            rooms_per_socket: 1,
+        };
         let mut limiter = RateLimiter::new(&limits);
         assert!((0..3).all(|_| limiter.allow()));
         assert!(!limiter.allow());

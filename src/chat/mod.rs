@@ -1,4 +1,4 @@
-//! Chat rooms (the seeds' Socket.IO rooms) over WebSocket. A message goes to every client of its
+//! Chat rooms (the seeds' Socket.IO rooms) over WebSocket (/ws) and Socket.IO (/socket.io/). A message goes to every client of its
 //! room whichever process or host holds it: through Redis pub/sub when `--redis-url` is set, else
 //! only to this process's clients.
 
@@ -7,6 +7,7 @@ mod limits;
 mod relay;
 mod rooms;
 mod socket;
+pub mod socketio;
 
 use std::sync::Arc;
 
@@ -17,13 +18,15 @@ use crate::redis_link::RedisLink;
 pub use frames::valid_name;
 pub use limits::Limits;
 use relay::Relay;
-use rooms::{Membership, Rooms};
+use rooms::{Client, Rooms};
 pub use socket::serve;
 
 pub struct Hub {
     rooms: Arc<Rooms>,
     relay: Option<Relay>,
     pub limits: Limits,
+    /// This process's Socket.IO polling sessions.
+    pub sessions: socketio::Sessions,
 }
 
 impl Hub {
@@ -31,11 +34,12 @@ impl Hub {
     pub fn new(config: &Config, redis: Option<Arc<RedisLink>>) -> Hub {
         let rooms = Arc::new(Rooms::new(config.chat_queue as usize));
         let relay = redis.map(|link| Relay::start(link, rooms.clone()));
-        Hub { rooms, relay, limits: Limits::from(config) }
+        Hub { rooms, relay, limits: Limits::from(config), sessions: socketio::Sessions::default() }
     }
 
-    fn join(&self, room: &str) -> Membership {
-        self.rooms.join(room)
+    /// A new chat client of this process, in no room yet.
+    fn connect(&self) -> Client {
+        self.rooms.connect()
     }
 
     /// Sends `frame` to every client of `room`, on every process when relayed. An error says

@@ -70,7 +70,9 @@ pub async fn serve<S>(
     let limits = hub.limits;
     // Counted in /metrics (app_chat_connections_*) for as long as the socket lives.
     let _counted = app.metrics.chat_connected();
-    let mut membership = hub.join(&room);
+    let mut client = hub.connect();
+    client.join(&room);
+    let kicked = client.kicked();
     let (mut sink, mut stream) = ws.split();
     // Frames for this client that are not room traffic (errors, pings): small, and dropped when full.
     let (control_tx, mut control) = mpsc::channel::<Message>(8);
@@ -86,7 +88,7 @@ pub async fn serve<S>(
             let message = tokio::select! {
                 biased;
                 Some(message) = control.recv() => message,
-                Some(frame) = membership.frames.recv() => Message::Text(frame),
+                Some(frame) = client.frames.recv() => Message::Text(frame),
                 else => return End::Broken,
             };
             if sink.send(message).await.is_err() {
@@ -146,7 +148,7 @@ pub async fn serve<S>(
         end = writer => end,
         end = reader => end,
         end = pinger => end,
-        _ = membership.kicked.notified() => End::TooSlow,
+        _ = kicked => End::TooSlow,
         _ = stop.wait_for(|stopped| *stopped) => End::Draining,
     };
     let close = |code: CloseCode, reason: &str| CloseFrame { code, reason: truncated(reason).into() };
@@ -178,12 +180,12 @@ pub async fn serve<S>(
         }
     })
     .await;
-    drop(membership);
+    drop(client);
     let _ = hub.send(&room, frames::notice(&room, "leave", &name)).await;
 }
 
 /// `reason` cut to what a Close frame holds, at a character boundary.
-fn truncated(reason: &str) -> &str {
+pub(super) fn truncated(reason: &str) -> &str {
     let mut end = reason.len().min(MAX_REASON_BYTES);
     while !reason.is_char_boundary(end) {
         end -= 1;

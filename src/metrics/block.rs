@@ -14,18 +14,20 @@ pub enum RouteLabel {
     Metrics,
     Todos,
     Ws,
+    SocketIo,
     Root,
     Unmatched,
 }
 
 impl RouteLabel {
-    pub const ALL: [RouteLabel; 8] = [
+    pub const ALL: [RouteLabel; 9] = [
         RouteLabel::Info,
         RouteLabel::Health,
         RouteLabel::Randoms,
         RouteLabel::Metrics,
         RouteLabel::Todos,
         RouteLabel::Ws,
+        RouteLabel::SocketIo,
         RouteLabel::Root,
         RouteLabel::Unmatched,
     ];
@@ -38,6 +40,7 @@ impl RouteLabel {
             RouteLabel::Metrics => "/metrics",
             RouteLabel::Todos => "/v1/todos",
             RouteLabel::Ws => "/ws",
+            RouteLabel::SocketIo => "/socket.io/",
             RouteLabel::Root => "/",
             RouteLabel::Unmatched => "unmatched",
         }

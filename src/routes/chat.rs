@@ -19,13 +19,34 @@ use crate::request_body::RequestBody;
 use crate::server::ConnectionContext;
 use crate::state::AppState;
 
-pub fn upgrade(app: Arc<AppState>, mut req: Request<RequestBody>, query: &Query) -> Response {
+pub fn upgrade(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> Response {
     let names = chat::valid_name("room", query.get("room"))
         .and_then(|room| Ok((room, chat::valid_name("name", query.get("name"))?)));
     let (room, name) = match names {
         Ok(names) => names,
         Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
     };
+    let max_message_bytes = app.chat.limits.max_message_bytes;
+    accept_websocket(req, max_message_bytes, move |ws, context| async move {
+        // Kept until the socket ends: the connection stays counted and the drain waits for it.
+        let ConnectionContext { stop, open } = context;
+        chat::serve(app, ws, room, name, stop).await;
+        drop(open);
+    })
+}
+
+/// A WebSocket connection on `req`'s upgrade, served by `serve` once the 101 went out; else the
+/// 4xx that says what is missing. `serve` gets the connection's context, to watch the stop and
+/// keep the connection counted for as long as it holds `open`.
+pub fn accept_websocket<F, Served>(
+    mut req: Request<RequestBody>,
+    max_message_bytes: usize,
+    serve: F,
+) -> Response
+where
+    F: FnOnce(chat::socketio::Ws, ConnectionContext) -> Served + Send + 'static,
+    Served: std::future::Future<Output = ()> + Send,
+{
     let headers = req.headers();
     let has_token = |name, token: &str| {
         headers
@@ -53,16 +74,13 @@ pub fn upgrade(app: Arc<AppState>, mut req: Request<RequestBody>, query: &Query)
         return error(StatusCode::INTERNAL_SERVER_ERROR, "this connection cannot be upgraded");
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
-    let config = socket_config(app.chat.limits.max_message_bytes);
+    let config = socket_config(max_message_bytes);
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                     .await;
-                // Kept until the socket ends: the connection stays counted and the drain waits for it.
-                let ConnectionContext { stop, open } = context;
-                chat::serve(app, ws, room, name, stop).await;
-                drop(open);
+                serve(ws, context).await;
             }
             Err(problem) => tracing::debug!(%problem, "websocket upgrade failed"),
         }

@@ -8,6 +8,7 @@ mod metrics;
 mod page;
 mod query;
 mod randoms;
+mod socketio;
 mod todos;
 
 use std::net::SocketAddr;
@@ -37,6 +38,7 @@ enum Route {
     /// One todo; the id as given in the path (checked by the handler: a bad one is a 404).
     Todo(String),
     Chat,
+    SocketIo,
 }
 
 impl Route {
@@ -50,6 +52,7 @@ impl Route {
             Route::Page => RouteLabel::Root,
             Route::Todos | Route::Todo(_) => RouteLabel::Todos,
             Route::Chat => RouteLabel::Ws,
+            Route::SocketIo => RouteLabel::SocketIo,
         }
     }
 }
@@ -67,6 +70,7 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
         "/metrics" => Some((Route::Metrics, READ_ONLY)),
         "/v1/todos" | "/v1/todos/" => Some((Route::Todos, COLLECTION)),
         "/ws" => Some((Route::Chat, &[Method::GET])),
+        "/socket.io/" | "/socket.io" => Some((Route::SocketIo, &[Method::GET, Method::POST])),
         _ => {
             let id = path.strip_prefix("/v1/todos/").filter(|id| !id.is_empty() && !id.contains('/'))?;
             Some((Route::Todo(id.to_string()), ITEM))
@@ -120,6 +124,7 @@ async fn answer(
         Route::Todos => todos::collection(&app, req, &query).await,
         Route::Todo(id) => todos::item(&app, req, &id).await,
         Route::Chat => chat::upgrade(app, req, &query),
+        Route::SocketIo => socketio::handle(app, req, &query).await,
     }
 }
 

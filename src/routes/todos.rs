@@ -1,7 +1,6 @@
 //! `/v1/todos`: the seeds' todo API, kept in the shared store so every process and host sees the
 //! same list. Bodies are small JSON objects, checked strictly: a client learns exactly what is wrong.
 
-use http_body_util::{BodyExt, Limited};
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
@@ -10,7 +9,7 @@ use serde_json::json;
 
 use super::query::Query;
 use super::{error, idempotency, json, Response};
-use crate::request_body::{BodyTimedOut, RequestBody};
+use crate::request_body::{collect_limited, RequestBody};
 use crate::state::AppState;
 use crate::store::{Changes, Created, Unavailable};
 
@@ -139,25 +138,9 @@ async fn read_json<T: DeserializeOwned>(app: &AppState, req: Request<RequestBody
             format!("the body must be JSON (content-type: application/json), not {given}"),
         ));
     }
-    let limit = app.config.todos_max_body_bytes;
-    let too_large = || {
-        Refusal(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than the limit of {limit} bytes"))
-    };
-    let declared =
-        req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
-    if declared.is_some_and(|length: u64| length > limit) {
-        return Err(too_large());
-    }
-    let body = match Limited::new(req.into_body(), limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(cause) if cause.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
-        Err(cause) if cause.is::<BodyTimedOut>() => {
-            return Err(Refusal(StatusCode::REQUEST_TIMEOUT, cause.to_string()))
-        }
-        Err(cause) => {
-            return Err(Refusal(StatusCode::BAD_REQUEST, format!("could not read the body: {cause}")))
-        }
-    };
+    let body = collect_limited(req, app.config.todos_max_body_bytes)
+        .await
+        .map_err(|(status, message)| Refusal(status, message))?;
     serde_json::from_slice(&body).map_err(|problem| {
         let message = match problem.classify() {
             serde_json::error::Category::Data => format!("invalid todo: {problem}"),

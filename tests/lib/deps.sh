@@ -46,3 +46,11 @@ need_rust() {
   fi
   echo "rustc $have (>= $wanted)"
 }
+
+# need_npm_clients: the npm packages the Rust tests named "npm" drive (tests/socketio: the real
+# socket.io-client, pinned in its package-lock.json), installed exactly as locked. npm comes with
+# NodeSource's nodejs; Debian's own nodejs needs its npm package.
+need_npm_clients() {
+  command -v npm >/dev/null || need_packages npm
+  npm ci --prefix tests/socketio --no-audit --no-fund --loglevel=error
+}

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod netns;
 pub mod nginx;
 pub mod redis;
+pub mod socketio;
 pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
