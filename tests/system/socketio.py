@@ -9,7 +9,7 @@
 
 A --client's "opts" go to io() as they are (transports, upgrade, reconnection...); "transport" is
 the transport it must be on once joined ("websocket" for a default client: polling first, then
-the upgrade). Every client must stay connected, except across a `rejoin` step. Steps, in order,
+the upgrade); "netns", if given, the network namespace its driver runs in (a client host). Every client must stay connected, except across a `rejoin` step. Steps, in order,
 each bounded by --timeout:
   join       every Socket.IO client connects (auth {name}) on its transport and joins ROOM: each
              join is acknowledged {"ok": true}, and every earlier member sees its presence "join"
@@ -41,7 +41,9 @@ class SioClient:
     def __init__(self, driver, spec):
         self.spec = spec
         self.name = spec["name"]
-        self.proc = subprocess.Popen(["node", driver], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # "netns": the driver runs in that network namespace (another client host, its own address).
+        netns = ["ip", "netns", "exec", spec["netns"]] if "netns" in spec else []
+        self.proc = subprocess.Popen(netns + ["node", driver], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         self.fd = self.proc.stdout.fileno()
         self.buf = b""
         self.events = []
@@ -207,7 +209,10 @@ def main():
             sys.exit(f"socketio: {c.name} is on {c.transport()}, not {want}")
     stats["clients"] = {c.name: {"connects": [e["transport"] for e in c.events if e.get("event") == "connect"],
                                  "upgrades": [e["transport"] for e in c.events if e.get("event") == "upgrade"],
-                                 "disconnects": [e.get("reason") for e in c.events if e.get("event") == "disconnect"]}
+                                 "disconnects": [e.get("reason") for e in c.events if e.get("event") == "disconnect"],
+                                 # In order, with the reasons: what the reconnections looked like.
+                                 "history": [[e["event"], e.get("transport") or e.get("reason") or e.get("message")]
+                                             for e in c.events if e.get("event") in ("connect", "upgrade", "disconnect", "connect_error")]}
                         for c in sio}
     for c in sio:
         c.close()

@@ -1,22 +1,29 @@
 # shellcheck shell=bash disable=SC2154  # sourced by lib/scenario.sh
 # Socket.IO through nginx (layout b as shipped, with Debian's redis-server in the container): the
-# real socket.io-client (tests/socketio/driver.js, run by tests/system/socketio.py in the
-# container's network) on port 80 with each transport.
+# real socket.io-client (tests/socketio/driver.js with the test command's npm ci, run from the host
+# by tests/system/socketio.py in the container's network namespace, or in a client host's, as
+# load.py and chat.py are) on port 80 with each transport.
 # 1. WebSocket only, polling only, and the default (polling, then the upgrade) through nginx to
 #    the fork instance 8080, with a Socket.IO client and a /ws client on instance 8082: every
 #    message reaches every client (through Redis across the instances), after a silence longer
 #    than Engine.IO's ping interval too (nginx's read timeout on /socket.io/ is above it).
-# 2. The sticky upstream over two instances (8080 and 8082): polling sessions keep working, each
-#    client's every request answered by one instance (round robin would break them).
-# 3. The same over a cluster-mode instance (8081, two workers): a poll that reaches the worker
-#    which does not own the session is handed to the one that does.
-# 4. app@8080 restarted under a polling client: it reconnects by itself, joins again, and chats.
-PORTS=(8080 8081 8082)
+# 2. The sticky upstream over two instances (8080 and 8082), polling clients on four client hosts
+#    (network namespaces of their own): every client's polls answered by one instance (round robin
+#    breaks them: "xhr poll error"), the clients spread over both, chatting through Redis.
+# 3. app@8080 restarted under a polling client: it reconnects by itself, joins again, and chats.
+PORTS=(8080 8082)
+# Four client hosts, each in its own network namespace linked to the container's: four client
+# addresses for nginx's hash.
+ns=$(netns_add s)
+client_ns=()
+for i in 1 2 3 4; do
+    client_ns[i]=$(netns_add "c$i")
+    netns_link "$ns" "10.231.3$i.1/24" "${client_ns[i]}" "10.231.3$i.2/24"
+done
 ct_prepare s app-layout-b "${PORTS[@]}"
 for port in "${PORTS[@]}"; do echo "APP_REDIS_URL=redis://127.0.0.1:6379" > "$(ct_path s)/etc/app/$port.env"; done
-printf 'APP_MODE=cluster\nAPP_WORKERS=2\n' >> "$(ct_path s)/etc/app/8081.env"
 redis_enable s 127.0.0.1
-ct_boot s
+ct_boot s "$ns"
 start_all s "${PORTS[@]}"
 # The npm client, as the test command installs it (tests/lib/deps.sh), when this runs alone.
 [ -e "$REPO/tests/socketio/node_modules/socket.io-client/package.json" ] ||
@@ -25,11 +32,11 @@ signals=$WORK/out/socketio-signals
 mkdir -p "$signals"
 SENT_ALL=0
 
-# client NAME URL TRANSPORT [OPTS]: the JSON of a --client of socketio.py that must end up on
-# TRANSPORT, with io() options OPTS.
+# client NAME URL TRANSPORT [OPTS [NETNS]]: the JSON of a --client of socketio.py that must end
+# up on TRANSPORT, with io() options OPTS, its driver in network namespace NETNS.
 client() {
     local opts=${4:-'{}'}
-    printf '{"name": "%s", "url": "%s", "transport": "%s", "opts": %s}' "$1" "$2" "$3" "$opts"
+    printf '{"name": "%s", "url": "%s", "transport": "%s", "opts": %s%s}' "$1" "$2" "$3" "$opts" "${5:+, \"netns\": \"$5\"}"
 }
 POLLING='{"transports": ["polling"]}'
 # io()'s default (reconnection: true), made quick: the test waits for it.
@@ -82,21 +89,24 @@ polls=$(ct_exec s grep -c '"POST /socket.io/?' /var/log/nginx/access.log) || tru
 [ "${polls:-0}" -gt 0 ] || fail "no polling POST went through nginx"
 note "through nginx: $polls polling POSTs, every /socket.io/ request answered by 8080"
 
-# 2. The sticky upstream over two instances.
+# 2. The sticky upstream over two instances, polling clients on four client hosts.
 socketio_upstream 8080 8082
 log_reset
-socketio sticky --client "$(client polling-a http://127.0.0.1 polling "$POLLING")" \
-    --client "$(client polling-b http://127.0.0.1 polling "$POLLING")" \
-    "${on_b[@]}" --steps join,exchange,exchange,exchange --timeout 20
-[ "$(answered_by /socket.io/ | wc -l)" = 1 ] || fail "one client address, several instances: $(oneline "$(answered_by /socket.io/)")"
-note "polling over app_socketio = 8080 + 8082: every request of 127.0.0.1 answered by $(answered_by /socket.io/)"
+hosts=()
+for i in 1 2 3 4; do
+    hosts+=(--client "$(client "polling-$i" "http://10.231.3$i.1" polling "$POLLING" "${client_ns[i]}")")
+done
+socketio sticky "${hosts[@]}" "${on_b[@]}" --steps join,exchange,exchange,exchange --timeout 20
+# Per client address, the instances that answered its polls (nginx's access log).
+per_client=$(ct_exec s awk '$0 ~ /"GET \/socket\.io\// { s = $0; sub(/.*upstream=/, "", s); sub(/ .*/, "", s); print $1, s }' \
+    /var/log/nginx/access.log | sort -u)
+note "polling over app_socketio = 8080 + 8082, client -> instance: $(oneline "$per_client")"
+[ "$(awk '{ print $1 }' <<<"$per_client" | sort | uniq -d)" = "" ] || fail "a client's polls reached two instances"
+[ "$(awk '{ print $1 }' <<<"$per_client" | wc -l)" = 4 ] || fail "not every client host polled through nginx"
+# The hash of these four addresses puts clients on both instances: they chatted through Redis.
+[ "$(awk '{ print $2 }' <<<"$per_client" | sort -u | wc -l)" = 2 ] || fail "the four clients all landed on one instance"
 
-# 3. Polling to a cluster: two workers share the socket; the one a poll reaches may not own it.
-socketio_upstream 8081
-socketio cluster --client "$(client polling-c http://127.0.0.1 polling "$POLLING")" \
-    "${on_b[@]}" --steps join,exchange,exchange,exchange,exchange --timeout 20
-
-# 4. The fork instance restarted under a polling client (reconnection on, as by default).
+# 3. The fork instance restarted under a polling client (reconnection on, as by default).
 socketio_upstream 8080
 socketio_restart() {
     wait_until 30 "the polling client to join and chat" test -e "$signals/restart.waiting"
