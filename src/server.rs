@@ -90,7 +90,7 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Recei
     }
 }
 
-fn http_builder(config: &Config) -> http1::Builder {
+pub(crate) fn http_builder(config: &Config) -> http1::Builder {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_timeout)

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use crate::config::{Config, Mode};
 use crate::listener::{self, Acquired};
 use crate::state::{AppState, Placement};
-use crate::{orphan, server, systemd, watcher};
+use crate::{orphan, routes, server, systemd, watcher};
 
 /// How long start-up waits for the chat relay's subscription before announcing READY=1.
 const RELAY_PATIENCE: Duration = Duration::from_secs(2);
@@ -98,6 +98,9 @@ async fn serve_until_signal(
     let mut sighup = signal(SignalKind::hangup())?;
     let (stop, stopped) = watch::channel(false);
     let mut server = tokio::spawn(server::serve(listener, app.clone(), stopped));
+    if let Some(index) = placement.worker {
+        tokio::spawn(routes::forward::listen(app.clone(), index, stop.subscribe()));
+    }
     tracing::info!(
         listen = %placement.local_addr,
         listener = %placement.listener_source,

@@ -75,7 +75,8 @@ fn npm_polling_clients_join_talk_and_leave_with_acknowledgements() {
 fn npm_a_polling_session_moves_onto_a_websocket_and_keeps_its_rooms() {
     let (app, _data) = app(&[]);
     let mut io = Driver::start();
-    assert_eq!(io.connect("alice", app.addr, "alice", json!({})), "polling");
+    // It opens on polling (the default), and may have moved before its connect event.
+    io.connect("alice", app.addr, "alice", json!({}));
     io.join("alice", "lobby");
     io.expect("alice", "upgrade", |line| line["transport"] == "websocket");
     io.connect("bob", app.addr, "bob", websocket_only());
@@ -152,4 +153,70 @@ fn npm_a_flood_gets_refusals_within_the_rate_limit() {
     let refused =
         replies.iter().filter(|reply| reply["error"].as_str().is_some_and(|e| e.contains("rate limit")));
     assert!(refused.count() >= 2, "{replies:?}");
+}
+
+/// Everyone in `clients` (each a client id that is also its name) joins "lobby", then each says
+/// something that all of them receive.
+fn everyone_hears_everyone(io: &mut Driver, clients: &[&str]) {
+    for client in clients {
+        io.join(client, "lobby");
+    }
+    for speaker in clients {
+        let said = format!("{speaker} speaking");
+        io.say(speaker, "lobby", &said);
+        for listener in clients {
+            let got = io.expect_data(listener, "message", text(&said));
+            assert_eq!(got["from"], *speaker);
+        }
+    }
+}
+
+#[test]
+fn npm_socketio_clients_on_two_instances_chat_through_redis() {
+    let redis = support::redis::Redis::start();
+    let (a, _da) = app(&["--redis-url", &redis.url()]);
+    let (b, _db) = app(&["--redis-url", &redis.url()]);
+    let mut io = Driver::start();
+    io.connect("alice", a.addr, "alice", websocket_only());
+    io.connect("bob", b.addr, "bob", polling_only());
+    io.join("alice", "lobby");
+    io.join("bob", "lobby");
+    io.expect_data("alice", "presence", presence("join", "bob"));
+    let mut carol = ChatClient::join(b.addr, "lobby", "carol");
+    io.expect_data("alice", "presence", presence("join", "carol"));
+    everyone_hears_everyone(&mut io, &["alice", "bob"]);
+    carol.expect("alice's message on /ws of the other instance", |frame| frame["text"] == "alice speaking");
+    carol.say("from carol");
+    io.expect_data("alice", "message", text("from carol"));
+    io.expect_data("bob", "message", text("from carol"));
+}
+
+/// Polling clients of a two-worker cluster: their requests land on either worker, and reach the
+/// one holding their session (forwarded over its unix socket); the upgrade is forwarded too.
+fn a_cluster_serves_polling_sessions(extra: &[&str]) {
+    let mut args = vec!["--mode", "cluster", "--workers", "2"];
+    args.extend_from_slice(extra);
+    let (app, _data) = app(&args);
+    let mut io = Driver::start();
+    let clients = ["p1", "p2", "p3", "p4", "u1", "u2"];
+    for client in &clients[..4] {
+        assert_eq!(io.connect(client, app.addr, client, polling_only()), "polling");
+    }
+    for client in &clients[4..] {
+        io.connect(client, app.addr, client, json!({}));
+        io.expect(client, "upgrade", |line| line["transport"] == "websocket");
+    }
+    everyone_hears_everyone(&mut io, &clients);
+}
+
+#[test]
+fn npm_polling_sessions_work_across_the_workers_of_a_cluster_with_redis() {
+    let redis = support::redis::Redis::start();
+    a_cluster_serves_polling_sessions(&["--redis-url", &redis.url()]);
+}
+
+#[test]
+#[ignore = "needs the cluster bus (branch bus)"]
+fn npm_two_workers_of_a_cluster_without_redis_chat_over_socketio() {
+    a_cluster_serves_polling_sessions(&[]);
 }

@@ -1,6 +1,7 @@
 //! The router: which handler answers which method and path, and the JSON error shape they share.
 
 mod chat;
+pub mod forward;
 mod host;
 mod idempotency;
 mod info;

@@ -9,6 +9,7 @@ use hyper::{Method, Request, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chat::accept_websocket;
+use super::forward;
 use super::query::Query;
 use super::{error, with_type, Response};
 use crate::chat::socketio::{self, Request as SessionRequest, WsLink};
@@ -18,16 +19,58 @@ use crate::state::AppState;
 
 const PAYLOAD_TYPE: &str = "text/plain; charset=UTF-8";
 
-pub async fn handle(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> Response {
-    if query.get("EIO") != Some("4") {
-        return error(StatusCode::BAD_REQUEST, "only Engine.IO 4 is spoken (EIO=4: socket.io-client 3 or 4)");
+/// What the query says: the transport and the session, once EIO=4 is checked.
+struct Params<'a> {
+    websocket: bool,
+    sid: Option<&'a str>,
+}
+
+impl<'a> Params<'a> {
+    /// The parameters, or why the request is a 400.
+    fn parse(query: &'a Query) -> Result<Params<'a>, &'static str> {
+        if query.get("EIO") != Some("4") {
+            return Err("only Engine.IO 4 is spoken (EIO=4: socket.io-client 3 or 4)");
+        }
+        let websocket = match query.get("transport") {
+            Some("polling") => false,
+            Some("websocket") => true,
+            _ => return Err("transport must be polling or websocket"),
+        };
+        Ok(Params { websocket, sid: query.get("sid") })
     }
-    let websocket = match query.get("transport") {
-        Some("polling") => false,
-        Some("websocket") => true,
-        _ => return error(StatusCode::BAD_REQUEST, "transport must be polling or websocket"),
+}
+
+pub async fn handle(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> Response {
+    let params = match Params::parse(query) {
+        Ok(params) => params,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
-    let Some(sid) = query.get("sid") else {
+    // A cluster's workers share one socket, so a session's requests land on any of them: each
+    // goes on to the worker that owns the session.
+    let owner = params.sid.and_then(socketio::owner_of);
+    if let (Some(owner), Some(me)) = (owner, app.placement.worker) {
+        if owner != me {
+            return forward::to_worker(owner, req).await;
+        }
+    }
+    local(app, req, params).await
+}
+
+/// A request another worker passed on (see forward.rs): served here, whoever the owner.
+pub async fn forwarded(app: Arc<AppState>, req: Request<RequestBody>) -> Response {
+    let query = match Query::parse(req.uri().query()) {
+        Ok(query) => query,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+    };
+    match Params::parse(&query) {
+        Ok(params) => local(app, req, params).await,
+        Err(problem) => error(StatusCode::BAD_REQUEST, problem),
+    }
+}
+
+async fn local(app: Arc<AppState>, req: Request<RequestBody>, params: Params<'_>) -> Response {
+    let Params { websocket, sid } = params;
+    let Some(sid) = sid else {
         return match (websocket, req.method()) {
             (true, &Method::GET) => open_websocket(app, req),
             (false, &Method::GET) => open_polling(&app, &req),
