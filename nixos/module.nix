@@ -392,7 +392,8 @@ in
           route that serves `/ws`, behind an upstream that keeps each client on one of them
           (`hash $remote_addr consistent`: HTTP long-polling sessions live in one process), with
           the package's snippets/app-socketio.conf (retries only of what reached no live
-          instance, `proxy_read_timeout 60s`, above Engine.IO's 25 s ping interval).
+          instance and of a handshake refused with 503, `proxy_read_timeout 60s`, above
+          Engine.IO's 25 s ping interval).
         '';
       };
     };

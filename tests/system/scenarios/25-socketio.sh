@@ -10,8 +10,10 @@
 # 2. The sticky upstream over two instances (8080 and 8082), polling clients on four client hosts
 #    (network namespaces of their own): every client's polls answered by one instance (round robin
 #    breaks them: "xhr poll error"), the clients spread over both, chatting through Redis.
-# 3. app@8080 restarted under a polling client: it reconnects by itself, joins again, and chats.
-PORTS=(8080 8082)
+# 3. The same over a cluster-mode instance (8081, two workers): a poll that reaches the worker
+#    which does not own the session is passed on to the one that does.
+# 4. app@8080 restarted under a polling client: it reconnects by itself, joins again, and chats.
+PORTS=(8080 8081 8082)
 # Four client hosts, each in its own network namespace linked to the container's: four client
 # addresses for nginx's hash.
 ns=$(netns_add s)
@@ -22,6 +24,7 @@ for i in 1 2 3 4; do
 done
 ct_prepare s app-layout-b "${PORTS[@]}"
 for port in "${PORTS[@]}"; do echo "APP_REDIS_URL=redis://127.0.0.1:6379" > "$(ct_path s)/etc/app/$port.env"; done
+printf 'APP_MODE=cluster\nAPP_WORKERS=2\n' >> "$(ct_path s)/etc/app/8081.env"
 redis_enable s 127.0.0.1
 ct_boot s "$ns"
 start_all s "${PORTS[@]}"
@@ -106,7 +109,16 @@ note "polling over app_socketio = 8080 + 8082, client -> instance: $(oneline "$p
 # The hash of these four addresses puts clients on both instances: they chatted through Redis.
 [ "$(awk '{ print $2 }' <<<"$per_client" | sort -u | wc -l)" = 2 ] || fail "the four clients all landed on one instance"
 
-# 3. The fork instance restarted under a polling client (reconnection on, as by default).
+# 3. Polling to a cluster: its two workers share the socket, and nginx's connections to it land
+# on either; a poll that reaches the worker which does not own the session is passed on to it.
+socketio_upstream 8081
+socketio cluster --client "$(client polling-c http://127.0.0.1 polling "$POLLING")" \
+    --client "$(client upgrading-c http://127.0.0.1 websocket)" \
+    "${on_b[@]}" --steps join,exchange,exchange,exchange,exchange --timeout 20
+[ "$(ct_exec s sh -c 'ls /run/app/8081/app-primary-*/socketio-*.sock' | wc -l)" = 2 ] ||
+    fail "the cluster's workers do not each take forwarded requests on a unix socket"
+
+# 4. The fork instance restarted under a polling client (reconnection on, as by default).
 socketio_upstream 8080
 socketio_restart() {
     wait_until 30 "the polling client to join and chat" test -e "$signals/restart.waiting"
