@@ -162,30 +162,10 @@ fn a_flood_is_rate_limited() {
 
 #[test]
 fn a_client_that_does_not_read_is_disconnected() {
-    let (app, _data) = app(&[
-        "--chat-queue",
-        "8",
-        "--chat-rate",
-        "10000",
-        "--chat-burst",
-        "10000",
-        "--chat-max-message-bytes",
-        "65536",
-    ]);
+    let (app, _data) = app(&chat::SLOW_CLIENT_ARGS);
     let mut slow = chat::open(app.addr, "lobby", "slow");
     let mut fast = ChatClient::join(app.addr, "lobby", "fast");
-    let text = "x".repeat(60_000);
-    // Bounded: 64 MB at most, far beyond what the socket buffers hold.
-    let mut kicked = false;
-    for _ in 0..1000 {
-        fast.say(&text);
-        // `fast` reads its own echo, so only `slow` falls behind.
-        fast.expect("its own message back", |f| f["from"] == "fast");
-        if app.logs().contains("too slow") {
-            kicked = true;
-            break;
-        }
-    }
+    let kicked = chat::flood_until_logged(&app, &mut fast, "too slow");
     assert!(kicked, "the slow client was never disconnected: {}", app.logs());
     // The slow client, reading at last, finds its stream ends: the close frame or the connection cut.
     slow.get_mut().set_read_timeout(Some(PATIENCE)).unwrap();

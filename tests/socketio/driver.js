@@ -36,14 +36,17 @@ function connect(command) {
   socket.onAny((event, ...data) => print({ id, event, data: data.length === 1 ? data[0] : data }));
 }
 
-/** What the transport said when it closed (a WebSocket's close code and reason), as text. */
+/** What the transport said when it closed: its description and, for a WebSocket, the close code
+ * and reason. */
 function describe(details) {
   if (!details) return null;
   const { description, context } = details;
-  if (description && typeof description === "object") {
-    return { code: description.code ?? null, reason: String(description.reason ?? description.message ?? "") };
-  }
-  return { message: String(description ?? context ?? "") };
+  const event = context && typeof context === "object" ? context : {};
+  return {
+    message: typeof description === "string" ? description : String(description?.message ?? ""),
+    code: event.code ?? null,
+    reason: event.reason === undefined ? null : String(event.reason),
+  };
 }
 
 function run(command) {

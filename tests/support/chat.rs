@@ -128,6 +128,33 @@ impl ChatClient {
     }
 }
 
+/// Flags for a slow-client test: a short queue, no rate limit in the way, big messages.
+pub const SLOW_CLIENT_ARGS: [&str; 8] = [
+    "--chat-queue",
+    "8",
+    "--chat-rate",
+    "10000",
+    "--chat-burst",
+    "10000",
+    "--chat-max-message-bytes",
+    "65536",
+];
+
+/// `fast` (in a room with a client that does not read) sends big messages, reading its own echo
+/// so only the other falls behind, until `app` logs `logged` (the disconnect); false if it never
+/// did within 1,000 messages (64 MB, far beyond what the socket buffers hold).
+pub fn flood_until_logged(app: &super::App, fast: &mut ChatClient, logged: &str) -> bool {
+    let text = "x".repeat(60_000);
+    for _ in 0..1000 {
+        fast.say(&text);
+        fast.expect("its own message back", |f| f["from"] == "fast");
+        if app.logs().contains(logged) {
+            return true;
+        }
+    }
+    false
+}
+
 /// A frame as a client would write it, with `first_byte` (FIN, RSV1-3, opcode) as given and the
 /// payload masked unless `masked` is false: for frames the server must refuse.
 pub fn raw_frame(first_byte: u8, payload: &[u8], masked: bool) -> Vec<u8> {

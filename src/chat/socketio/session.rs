@@ -341,12 +341,16 @@ impl Session {
                         link.ws.feed(Message::text(packet)).await?;
                     }
                     link.ws.flush().await
-                })
-                .await;
-                match sent {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(_)) => Err(End::Vanished),
-                    Err(_) => Err(End::TooSlow),
+                });
+                // A client that does not read blocks the write; its queue filling meanwhile
+                // ends it at once, as on /ws.
+                tokio::select! {
+                    sent = sent => match sent {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(_)) => Err(End::Vanished),
+                        Err(_) => Err(End::TooSlow),
+                    },
+                    _ = self.socket.kicked() => Err(End::TooSlow),
                 }
             }
             Transport::Polling(polling) => {
@@ -378,11 +382,12 @@ impl Session {
             End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
         };
         match &end {
-            End::TooSlow | End::TooBig | End::Refused(_) => {
-                tracing::debug!(%reason, "socket.io client disconnected");
-                self.socket.farewell(&reason, &mut self.outbox);
-            }
+            End::TooSlow => tracing::info!("socket.io client too slow: its queue filled; disconnected"),
+            End::TooBig | End::Refused(_) => tracing::debug!(%reason, "socket.io client broke the protocol"),
             _ => {}
+        }
+        if matches!(end, End::TooSlow | End::TooBig | End::Refused(_)) {
+            self.socket.farewell(&reason, &mut self.outbox);
         }
         match transport {
             Transport::WebSocket(mut link) => {
