@@ -84,7 +84,7 @@ upstream() {
 }
 proxy() {
     echo "    server { listen 127.0.0.1:$1; access_log off;"
-    echo "        location / { proxy_pass http://$2; include $REPO/nginx/snippets/app-proxy.conf; } }"
+    echo "        location / { proxy_pass http://$2; include $REPO/nginx/snippets/app-proxy.conf; include $REPO/nginx/snippets/app-requests.conf; } }"
 }
 {
     echo "worker_processes auto;"

@@ -6,7 +6,7 @@
 let
   inherit (builtins)
     attrNames concatStringsSep filter genList head isBool isList isString length listToAttrs match
-    replaceStrings sort lessThan split;
+    replaceStrings sort lessThan split stringLength substring;
 
   hasInfix = needle: s: length (split (escapeRegex needle) s) > 1;
   # POSIX ERE: `]` and `}` are ordinary outside a bracket expression and must not be escaped.
@@ -158,14 +158,45 @@ rec {
         ) + "\n";
     };
 
-  # services.nginx.virtualHosts.<name>.locations.<path>: the shared proxy policy, and no
-  # recommendedProxySettings (its proxy_set_header lines would repeat the snippet's).
-  location = { upstreamName, priority, extraConfig, nginxDir }:
+  # services.nginx.virtualHosts.<name>.locations.<path>: the shared proxy policy and the retry
+  # policy of what the location serves (`retries`: "requests", or "socketio" for Socket.IO:
+  # snippets/app-{requests,socketio}.conf), and no recommendedProxySettings (its
+  # proxy_set_header lines would repeat the snippet's).
+  location = { upstreamName, priority, extraConfig, nginxDir, retries ? "requests" }:
     {
       proxyPass = "http://${upstreamName}";
       recommendedProxySettings = false;
       inherit priority;
-      extraConfig = "include ${nginxDir}/snippets/app-proxy.conf;\n" + extraConfig;
+      extraConfig = "include ${nginxDir}/snippets/app-proxy.conf;\ninclude ${nginxDir}/snippets/app-${retries}.conf;\n" + extraConfig;
+    };
+
+  # ---- Socket.IO ------------------------------------------------------------------------------
+  # The route of `routes` (services.app.nginx.routes) whose location nginx picks for `path`: the
+  # longest plain prefix (keys starting with "/") that `path` starts with; null when none.
+  routeServing = routes: path:
+    let prefixes = filter (p: substring 0 1 p == "/" && substring 0 (stringLength p) path == p) (attrNames routes);
+    in if prefixes == [ ] then null else head (sort (a: b: stringLength a > stringLength b) prefixes);
+
+  socketIoPath = "/socket.io/";
+  # Polling sessions live in one process: each client stays on one instance. Why a consistent
+  # hash of the address and not ip_hash: nginx/sites-available/app-layout-a.
+  socketIoBalancing = "hash $remote_addr consistent";
+
+  # `routes` with a route for /socket.io/ added: the instances and backends of the route that
+  # serves the chat (/ws), behind a sticky upstream, with Socket.IO's retries. Unchanged when no
+  # route serves /ws.
+  withSocketIo = routes:
+    let chat = routeServing routes "/ws";
+    in if chat == null then routes else routes // {
+      ${socketIoPath} = {
+        # `or`: tests/nix/layouts.nix writes routes without the option defaults.
+        instances = routes.${chat}.instances or [ ];
+        backends = routes.${chat}.backends or [ ];
+        balancing = socketIoBalancing;
+        extraConfig = "";
+        priority = 1000;
+        retries = "socketio";
+      };
     };
 
   # services.nginx.commonHttpConfig: the http-level map and log format.

@@ -269,7 +269,7 @@ pub struct Config {
     pub worker_ready_timeout: Duration,
 
     /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in
-    /// nginx/snippets/app-proxy.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
+    /// nginx/snippets/app-requests.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
     #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
     pub chat_ping_interval: Duration,
 }

@@ -2,13 +2,29 @@
 # module starts by itself (two instances: chat needs it; redis.enable is left at its default),
 # and nginx. Proves: both instances get APP_REDIS_URL and are ordered after redis-app.service;
 # a chat message sent to 8082 reaches a client on 8085 and one connected through nginx (and each
-# of theirs the others); a todo written through 8082 is read through 8085 (one SQLite file in
-# the shared state directory), and is still there after both restart.
+# of theirs the others); the real socket.io-client through nginx's generated /socket.io/ (sticky
+# over both instances) with each transport, and on each instance directly, chats with them and
+# with a /ws client; a todo written through 8082 is read through 8085 (one SQLite file in the
+# shared state directory), and is still there after both restart.
 { pkgs, self }:
 let
   python = pkgs.python3.withPackages (p: [ p.websockets ]);
   # nixos/tests/chat-client.py: the WebSocket clients, bounded by their own --timeout.
   chatClient = pkgs.writeScript "chat-client" ("#!${python}/bin/python3\n" + builtins.readFile ./chat-client.py);
+  # socket.io-client as tests/socketio/package-lock.json pins it (fetched by Nix from the
+  # lockfile's URLs and integrity hashes, so the VM needs no network), its driver, and the
+  # system suite's check that steers it (tests/system/socketio.py, with chat.py for /ws).
+  socketioNodeModules = pkgs.importNpmLock.buildNodeModules { npmRoot = ../../tests/socketio; inherit (pkgs) nodejs; };
+  socketioFiles = pkgs.runCommand "socketio-check-files" { } ''
+    mkdir $out
+    cp ${../../tests/system/socketio.py} $out/socketio.py
+    cp ${../../tests/system/chat.py} $out/chat.py
+    cp ${../../tests/socketio/driver.js} $out/driver.js
+    ln -s ${socketioNodeModules}/node_modules $out/node_modules
+  '';
+  socketioCheck = pkgs.writeShellScript "socketio-check" ''
+    PATH=${pkgs.nodejs}/bin:$PATH exec ${python}/bin/python3 ${socketioFiles}/socketio.py --driver ${socketioFiles}/driver.js "$@"
+  '';
 in
 pkgs.testers.runNixOSTest {
   name = "app-chat-across-instances";
@@ -70,6 +86,35 @@ pkgs.testers.runNixOSTest {
         checks = {(c["sender"], c["receiver"]) for c in lines if c.get("check") == "message"}
         assert ("alice", "bob") in checks and ("bob", "alice") in checks, checks
         assert len(checks) == 9, checks
+
+    with subtest("socket.io-client through nginx (each transport) and on both instances, with /ws"):
+        import shlex
+
+        def client(name, url, transport, **opts):
+            return "--client " + shlex.quote(json.dumps(
+                {"name": name, "url": url, "transport": transport, "opts": opts}))
+
+        args = " ".join([
+            client("sio-ws", "http://127.0.0.1", "websocket", transports=["websocket"]),
+            client("sio-polling", "http://127.0.0.1", "polling", transports=["polling"]),
+            client("sio-upgrading", "http://127.0.0.1", "websocket"),
+            client("sio-8082", "http://127.0.0.1:8082", "websocket"),
+            client("sio-8085", "http://127.0.0.1:8085", "polling", transports=["polling"]),
+            "--ws " + shlex.quote("ws://127.0.0.1/ws?room=sio&name=ws-nginx"),
+        ])
+        out = machine.succeed(
+            f"timeout 120 ${socketioCheck} --room sio --steps join,exchange,exchange --timeout 30 {args}",
+            timeout=150,
+        )
+        result = json.loads(out.strip().splitlines()[-1])
+        clients = result["clients"]
+        assert clients["sio-upgrading"]["connects"] == ["polling"], clients
+        assert clients["sio-upgrading"]["upgrades"] == ["websocket"], clients
+        assert all(not c["disconnects"] for c in clients.values()), clients
+        # Each polling request of the client went to one instance (nginx's access log).
+        log = machine.succeed("grep '/socket.io/' /var/log/nginx/access.log")
+        answered = {line.split("upstream=")[1].split()[0].rstrip(",") for line in log.splitlines() if "transport=polling" in line}
+        assert len(answered) == 1, answered
 
     with subtest("a todo written through 8082 is read through 8085"):
         body = json.dumps({"title": "written on 8082"})

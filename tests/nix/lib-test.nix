@@ -177,8 +177,41 @@ let
         proxyPass = "http://app_root";
         recommendedProxySettings = false;
         priority = 1000;
-        extraConfig = "include /n/snippets/app-proxy.conf;\nadd_header X 1;";
+        extraConfig = "include /n/snippets/app-proxy.conf;\ninclude /n/snippets/app-requests.conf;\nadd_header X 1;";
       };
+    };
+    socketio-location-includes-its-own-retries = {
+      expr = (app.location { upstreamName = "app_socket_io"; priority = 1000; extraConfig = ""; nginxDir = "/n"; retries = "socketio"; }).extraConfig;
+      expected = "include /n/snippets/app-proxy.conf;\ninclude /n/snippets/app-socketio.conf;\n";
+    };
+    route-serving-is-the-longest-plain-prefix = {
+      expr = map (app.routeServing { "/" = { }; "/w" = { }; "/wx" = { }; "= /ws" = { }; "~ ^/ws" = { }; "/api/randoms" = { }; }) [ "/ws" "/api/randoms?x" "/info" ]
+        ++ [ (app.routeServing { "/api/" = { }; } "/ws") ];
+      expected = [ "/w" "/api/randoms" "/" null ];
+    };
+    socketio-goes-to-the-chat-instances-sticky = {
+      expr = (app.withSocketIo {
+        "/".instances = [ 8080 ];
+        "/api/randoms".instances = [ 8082 8083 ];
+      })."/socket.io/";
+      expected = { instances = [ 8080 ]; backends = [ ]; balancing = "hash $remote_addr consistent"; extraConfig = ""; priority = 1000; retries = "socketio"; };
+    };
+    socketio-over-backends-of-the-chat-route = {
+      expr = (app.withSocketIo { "/" = { instances = [ ]; backends = [ "10.0.0.2:8082" "10.0.0.3:8082" ]; balancing = "least_conn"; }; })."/socket.io/".backends;
+      expected = [ "10.0.0.2:8082" "10.0.0.3:8082" ];
+    };
+    no-socketio-without-a-chat-route = {
+      expr = app.withSocketIo { "/api/randoms".instances = [ 8082 ]; };
+      expected = { "/api/randoms".instances = [ 8082 ]; };
+    };
+    sticky-upstream-hash-before-keepalive = {
+      expr = (app.upstream { addresses = [ "127.0.0.1:8080" ]; balancing = app.socketIoBalancing; nginxDir = "/n"; }).extraConfig;
+      expected = ''
+        server 127.0.0.1:8080 max_fails=0;
+        server 127.0.0.1:8080 max_fails=0;
+        hash $remote_addr consistent;
+        include /n/snippets/app-upstream.conf;
+      '';
     };
     vhost-ports-by-default = {
       expr = app.vhostPorts nginxDefaults vhost;

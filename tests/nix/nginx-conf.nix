@@ -14,7 +14,8 @@ let
   inherit (builtins) attrNames concatStringsSep map sort;
 
   cfg = (import ./layouts.nix).${layout};
-  routes = cfg.nginx.routes;
+  # services.app.nginx.socketIo.enable defaults to true when a route serves /ws.
+  routes = if cfg.nginx.socketIo.enable or true then app.withSocketIo cfg.nginx.routes else cfg.nginx.routes;
   listenAddress = cfg.listenAddress or app.packagedListenAddress;
   # The module's option defaults (services.app.nginx.*, routes.<path>.*, nixpkgs' vhost).
   route = path:
@@ -24,6 +25,7 @@ let
       balancing = r.balancing or cfg.nginx.balancing or "round-robin";
       priority = r.priority or 1000;
       extraConfig = r.extraConfig or "";
+      retries = r.retries or "requests";
     };
   # nixpkgs' services.nginx at its defaults (networking.enableIPv6 on): where a virtual host
   # without `listen` listens. With services.app.nginx.port the module gives it a `listen`.
@@ -45,7 +47,7 @@ let
       }
     '';
   locationBlock = path:
-    let l = app.location { upstreamName = app.upstreamName path; inherit (route path) priority extraConfig; inherit nginxDir; };
+    let l = app.location { upstreamName = app.upstreamName path; inherit (route path) priority extraConfig retries; inherit nginxDir; };
     in
     ''
       location ${path} {

@@ -17,6 +17,9 @@ let
     python3.withPackages = _: fakePath "python3-with-packages";
     curl = fakePath "curl";
     coreutils = fakePath "coreutils";
+    nodejs = fakePath "nodejs";
+    runCommand = name: _: _: fakePath name;
+    importNpmLock.buildNodeModules = _: fakePath "node-modules";
   };
   self.nixosModules.default = ../../nixos/module.nix;
   node = n: {

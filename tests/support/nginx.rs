@@ -1,7 +1,9 @@
 //! A real nginx on a free loopback port in front of some app processes, with the deployment's own
 //! proxy policy: the repository's nginx/conf.d/app.conf (the WebSocket upgrade map) and
-//! nginx/snippets/app-{upstream,proxy}.conf (keep-alive, HTTP/1.1, forwarded headers, retries,
-//! timeouts, body limit), included from the source tree.
+//! nginx/snippets/app-{upstream,proxy,requests,socketio}.conf (keep-alive, HTTP/1.1, forwarded
+//! headers, retries, timeouts, body limit), included from the source tree. `/socket.io/` goes to
+//! the same processes as every other path, each client kept on one of them (hash of its
+//! address), as in nginx/sites-available: Socket.IO's long-polling sessions live in one process.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -43,11 +45,21 @@ http {{
   upstream app {{
 {servers}    include {policy}/snippets/app-upstream.conf;
   }}
+  upstream app_socketio {{
+    hash $remote_addr consistent;
+{servers}    include {policy}/snippets/app-upstream.conf;
+  }}
   server {{
     listen {addr} backlog=4096;
     location / {{
       proxy_pass http://app;
       include {policy}/snippets/app-proxy.conf;
+      include {policy}/snippets/app-requests.conf;
+    }}
+    location /socket.io/ {{
+      proxy_pass http://app_socketio;
+      include {policy}/snippets/app-proxy.conf;
+      include {policy}/snippets/app-socketio.conf;
     }}
   }}
 }}

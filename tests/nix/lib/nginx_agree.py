@@ -1,7 +1,9 @@
 """The Debian layouts (nginx/sites-available/app-layout-{a,b}) and the site the NixOS module
 generates for the same layout (tests/nix/nginx-conf.nix) proxy every path the same way: for
 each location, the same upstream server lines (addresses and parameters, in order), balancing
-method, included snippets; both servers are default_server and log with app_upstream.
+method (with its arguments: `hash $remote_addr consistent`), included snippets; both servers are
+default_server and log with app_upstream; in each, /socket.io/ has a sticky upstream over the
+servers of the location that serves the chat (/ws).
 
     python3 nginx_agree.py SITE_FILE GENERATED_FILE
 """
@@ -56,12 +58,24 @@ def routes(text):
         upstream = upstreams[proxy[0].removeprefix("http://")]
         out[path] = {
             "servers": [a for n, a, _ in upstream if n == "server"],
-            "balancing": [n for n, _, _ in upstream if n in ("least_conn", "ip_hash", "hash", "random")],
+            "balancing": [[n] + a for n, a, _ in upstream if n in ("least_conn", "ip_hash", "hash", "random")],
             "upstream includes": [a[0].rsplit("/", 2)[-2:] for n, a, _ in upstream if n == "include"],
             "location includes": [a[0].rsplit("/", 2)[-2:] for n, a, _ in children if n == "include"],
             "other location directives": sorted(n for n, _, _ in children if n not in ("proxy_pass", "include")),
         }
+    check_socketio(out)
     return out
+
+
+def check_socketio(out):
+    """/socket.io/ goes to the chat's servers (those of the longest prefix location that /ws
+    starts with), and keeps each client on one of them."""
+    sio = out.get("/socket.io/")
+    assert sio, "no location /socket.io/"
+    chat = max((p for p in out if p != "/socket.io/" and "/ws".startswith(p)), key=len, default=None)
+    assert chat, "no location serves /ws"
+    assert sio["servers"] == out[chat]["servers"], f"/socket.io/ servers {sio['servers']} are not those of {chat}: {out[chat]['servers']}"
+    assert sio["balancing"] == [["hash", "$remote_addr", "consistent"]], f"/socket.io/ balancing: {sio['balancing']}"
 
 
 def main():

@@ -38,7 +38,9 @@
           python3.withPackages = _: r "python3";
           writeShellScript = name: _: r name;
           writeScript = name: _: r name;
-        } // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "nginx" "redis" "curl" "jq" "deadnix" "nixpkgs-fmt" "coreutils" ] r;
+          runCommand = name: _: _: r name;
+          importNpmLock.buildNodeModules = _: r "node-modules";
+        } // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "nginx" "redis" "curl" "jq" "deadnix" "nixpkgs-fmt" "coreutils" "nodejs" ] r;
     in
     {
       inherit lib;
