@@ -16,14 +16,15 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::chat::rooms::Rooms;
 use crate::cluster::bus::{wire, BUS_FD_ENV};
 
-/// Frames waiting for this worker's writer; a sender waits for room (at most [`SEND_TIMEOUT`]).
-const OUTGOING_FRAMES: usize = 1024;
+/// Bytes of frames waiting for this worker's writer; a sender waits for room (at most
+/// [`SEND_TIMEOUT`]). Counted in bytes, not frames, since a frame may be up to a MiB.
+const OUTGOING_BYTES: usize = 8 * 1024 * 1024;
 /// How long a send may wait for the writer before it is refused: the primary reads all the time,
 /// so only a primary that is stuck (or stopped) makes it wait this long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -31,8 +32,13 @@ const BUFFER_BYTES: usize = 64 * 1024;
 const AWAY: &str =
     "chat bus to the cluster primary is closed; message not delivered, reconnect to reach another worker";
 
+/// A frame on its way to the primary, holding its share of [`OUTGOING_BYTES`] until written.
+type Outgoing = (Bytes, OwnedSemaphorePermit);
+
 pub struct PrimaryRelay {
-    outgoing: mpsc::Sender<Bytes>,
+    outgoing: mpsc::UnboundedSender<Outgoing>,
+    /// OUTGOING_BYTES, as permits of one byte each.
+    budget: Arc<Semaphore>,
     /// False once the bus closed either way.
     open: watch::Receiver<bool>,
 }
@@ -60,12 +66,12 @@ impl PrimaryRelay {
             }
         };
         let (read, write) = stream.into_split();
-        let (outgoing, frames) = mpsc::channel(OUTGOING_FRAMES);
+        let (outgoing, frames) = mpsc::unbounded_channel();
         let (closed, open) = watch::channel(true);
         let closed = Arc::new(closed);
         tokio::spawn(deliver(read, rooms, closed.clone()));
         tokio::spawn(write_out(write, frames, closed));
-        Some(PrimaryRelay { outgoing, open })
+        Some(PrimaryRelay { outgoing, budget: Arc::new(Semaphore::new(OUTGOING_BYTES)), open })
     }
 
     pub fn connected(&self) -> bool {
@@ -78,8 +84,10 @@ impl PrimaryRelay {
         }
         let encoded =
             wire::encode(room, &frame).map_err(|error| format!("message not delivered: {error}"))?;
-        match tokio::time::timeout(SEND_TIMEOUT, self.outgoing.send(encoded)).await {
-            Ok(Ok(())) => Ok(()),
+        // A frame is at most wire::MAX_FRAME_BYTES, well below OUTGOING_BYTES: it always fits.
+        let size = encoded.len() as u32;
+        match tokio::time::timeout(SEND_TIMEOUT, self.budget.clone().acquire_many_owned(size)).await {
+            Ok(Ok(permit)) => self.outgoing.send((encoded, permit)).map_err(|_| AWAY.to_string()),
             Ok(Err(_)) => Err(AWAY.into()),
             Err(_) => Err(format!(
                 "chat bus to the cluster primary took over {SEND_TIMEOUT:?}; message not delivered, try again shortly"
@@ -121,13 +129,14 @@ async fn deliver(mut read: OwnedReadHalf, rooms: Arc<Rooms>, closed: Arc<watch::
 /// Writes this worker's frames to the primary in order, gathering those that wait into one write.
 async fn write_out(
     write: OwnedWriteHalf,
-    mut frames: mpsc::Receiver<Bytes>,
+    mut frames: mpsc::UnboundedReceiver<Outgoing>,
     closed: Arc<watch::Sender<bool>>,
 ) {
     let mut out = BufWriter::with_capacity(BUFFER_BYTES, write);
     'frames: while let Some(frame) = frames.recv().await {
         let mut next = Some(frame);
-        while let Some(frame) = next {
+        // The permit goes once the frame is in the buffer: it is then bounded by the buffer.
+        while let Some((frame, _permit)) = next {
             if out.write_all(&frame).await.is_err() {
                 break 'frames;
             }
