@@ -122,7 +122,7 @@ async fn deliver(mut read: OwnedReadHalf, rooms: Arc<Rooms>, closed: Arc<watch::
     };
     closed.send_replace(false);
     tracing::warn!(
-        "cluster bus lost ({why}): chat no longer crosses workers here; the primary replaces this worker"
+        "cluster bus lost ({why}): chat no longer crosses workers here until this worker is replaced"
     );
 }
 
