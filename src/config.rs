@@ -168,9 +168,10 @@ pub struct Config {
     #[arg(long, env = "APP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// Redis for chat fan-out across processes and hosts (and todos with --todos-store redis),
-    /// e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat rooms are
-    /// process-local. Through Redis Sentinel:
+    /// Redis for chat fan-out across processes, instances and hosts (and todos with --todos-store
+    /// redis), e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat
+    /// crosses a cluster's workers through its primary (this instance only), and a fork-mode
+    /// process's rooms are its own. Through Redis Sentinel:
     /// redis+sentinel://[USER:PASSWORD@]HOST[:26379],HOST[:26379].../MASTER[/DB][?sentinel_password=P]
     /// (the master is asked of the sentinels on every connection: a fail-over needs no restart).
     #[arg(long, env = "APP_REDIS_URL")]

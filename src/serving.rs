@@ -106,11 +106,14 @@ async fn serve_until_signal(
         listener = %placement.listener_source,
         instance = placement.instance.as_deref().unwrap_or("-"),
         todos = %app.todos.describe(),
-        chat = if app.chat.is_relayed() { "relayed through redis" } else { "process-local" },
+        chat = app.chat.fan_out(),
         "serving ({what})"
     );
     // Bounded: with Redis away the process still serves (todos, error frames) and the relay keeps
     // trying in the background.
+    if placement.worker.is_none() && app.config.redis_url.is_none() {
+        tracing::warn!("no --redis-url: chat rooms are process-local; other processes, instances and hosts need --redis-url");
+    }
     if !app.chat.wait_relay(RELAY_PATIENCE).await {
         tracing::warn!(patience = ?RELAY_PATIENCE, "chat relay not subscribed yet (Redis away?); ready anyway");
     }

@@ -84,6 +84,18 @@ fn a_redis_restart_mid_chat_gives_error_frames_then_recovers() {
 }
 
 #[test]
+fn a_message_of_the_largest_size_the_flags_allow_is_delivered() {
+    let (app, _data) = app(&["--chat-max-message-bytes", "1048576"]);
+    let alice = ChatClient::join(app.addr, "lobby", "alice");
+    let mut bob = ChatClient::join(app.addr, "lobby", "bob");
+    // {"text":"..."} of exactly 1 MiB, once JSON-encoded.
+    let text = "x".repeat(1_048_576 - r#"{"text":""}"#.len());
+    alice.say(&text);
+    let got = bob.expect("the 1 MiB message", |f| f.get("text").is_some());
+    assert!(got["text"] == text.as_str(), "{} bytes", got["text"].as_str().unwrap().len());
+}
+
+#[test]
 fn room_and_user_names_are_checked_before_the_upgrade() {
     let (app, _data) = app(&[]);
     let upgrade = [
@@ -232,9 +244,18 @@ fn a_silent_client_is_dropped() {
 }
 
 #[test]
-fn a_cluster_without_redis_warns_that_rooms_are_process_local() {
-    let (app, _data) = app(&["--mode", "cluster", "--workers", "2"]);
-    assert!(app.logs().contains("chat rooms are process-local"), "{}", app.logs());
+fn the_start_up_warning_says_how_far_chat_reaches_without_redis() {
+    let (cluster, _data) = app(&["--mode", "cluster", "--workers", "2"]);
+    let crosses = "chat crosses this instance's workers through the primary; other instances and hosts need --redis-url";
+    cluster.wait_for_log(crosses);
+    // The workers say how they relay, once serving.
+    cluster.wait_for_log("chat=\"relayed through the cluster primary");
+    assert!(!cluster.logs().contains("process-local"), "{}", cluster.logs());
+    let (fork, _data) = app(&[]);
+    fork.wait_for_log("no --redis-url: chat rooms are process-local");
+    let redis = Redis::start();
+    let (relayed, _data) = app(&["--mode", "cluster", "--workers", "2", "--redis-url", &redis.url()]);
+    assert!(!relayed.logs().contains("no --redis-url"), "{}", relayed.logs());
 }
 
 #[test]

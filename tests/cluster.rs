@@ -1,12 +1,20 @@
 //! Cluster mode against the real binary: N worker processes on one socket, respawn, rolling reload,
-//! stop, and workers that never outlive their primary.
+//! stop, workers that never outlive their primary, and chat across the workers through the primary
+//! (no Redis).
 
 mod support;
 
+use support::chat::ChatClient;
 use support::*;
 
 fn cluster(workers: &str) -> App {
-    let mut app = App::activated(&["--mode", "CLUSTER", "--workers", workers]).ready();
+    cluster_with(workers, &[])
+}
+
+fn cluster_with(workers: &str, extra: &[&str]) -> App {
+    let mut args = vec!["--mode", "CLUSTER", "--workers", workers];
+    args.extend_from_slice(extra);
+    let mut app = App::activated(&args).ready();
     let status = app.wait_for_notification("STATUS=");
     assert_eq!(status, format!("STATUS={workers}/{workers} workers ready, 0 restarts"));
     app
@@ -165,4 +173,123 @@ fn a_primary_removes_what_a_killed_primary_left_in_its_runtime_directory() {
     app.signal(libc::SIGTERM);
     assert!(app.wait_exit().success());
     assert!(!own.exists(), "removed on a clean stop");
+}
+
+/// A chat client in `room` on a worker `wanted` accepts, opening clients until one lands there (the
+/// kernel gives each connection to whichever worker accepts first; the others leave again): the
+/// client, its worker's pid and its name.
+fn client_on(app: &App, room: &str, name: &str, wanted: impl Fn(i32) -> bool) -> (ChatClient, i32, String) {
+    for attempt in 0..500 {
+        let name = format!("{name}{attempt}");
+        let (client, pid) = ChatClient::join_telling_pid(app.addr, room, &name);
+        if wanted(pid) {
+            return (client, pid, name);
+        }
+    }
+    panic!("no chat connection reached the wanted worker in 500 attempts");
+}
+
+/// Two clients of `room` held by different workers.
+fn clients_on_two_workers(app: &App, room: &str) -> [(ChatClient, i32, String); 2] {
+    let first = client_on(app, room, "a", |_| true);
+    let other = first.1;
+    let second = client_on(app, room, "b", |pid| pid != other);
+    assert!([first.1, second.1].iter().all(|pid| children(app.pid()).contains(pid)), "workers hold them");
+    [first, second]
+}
+
+/// The (from, text) of the next `count` messages `client` receives.
+fn messages(client: &mut ChatClient, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|_| {
+            let frame = client.expect("a message", |frame| frame.get("text").is_some());
+            (frame["from"].as_str().unwrap().to_string(), frame["text"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn chat_crosses_the_workers_of_a_cluster_without_redis_in_one_order() {
+    let app = cluster("2");
+    let [(mut a, a_pid, _), (mut b, b_pid, b_name)] = clients_on_two_workers(&app, "lobby");
+    assert_ne!(a_pid, b_pid);
+    a.expect("b's join, from the other worker", |f| f["event"] == "join" && f["name"] == b_name.as_str());
+
+    // Both talk at once, from both workers: each sees every message, and both in the same order.
+    for round in 0..5 {
+        a.say(&format!("a says {round}"));
+        b.say(&format!("b says {round}"));
+    }
+    let seen_by_a = messages(&mut a, 10);
+    let seen_by_b = messages(&mut b, 10);
+    assert_eq!(seen_by_a, seen_by_b, "one order for every worker");
+    for round in 0..5 {
+        for from in ["a says", "b says"] {
+            assert!(seen_by_a.iter().any(|(_, text)| *text == format!("{from} {round}")), "{seen_by_a:?}");
+        }
+    }
+
+    drop(b);
+    a.expect("b's leave, from the other worker", |f| f["event"] == "leave" && f["name"] == b_name.as_str());
+}
+
+#[test]
+fn chat_crosses_the_workers_again_once_a_killed_worker_is_replaced() {
+    let mut app = cluster("2");
+    let [(_a, victim, _), (mut b, survivor, _)] = clients_on_two_workers(&app, "lobby");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
+    let (mut c, replacement, _) = client_on(&app, "lobby", "c", |pid| pid != victim && pid != survivor);
+    assert!(children(app.pid()).contains(&replacement), "the replacement worker holds c");
+
+    b.say("from the survivor");
+    c.expect("the survivor's message on the replacement", |f| f["text"] == "from the survivor");
+    c.say("from the replacement");
+    b.expect("the replacement's message on the survivor", |f| f["text"] == "from the replacement");
+}
+
+#[test]
+fn the_largest_message_the_flags_allow_crosses_the_bus() {
+    let app = cluster_with("2", &["--chat-max-message-bytes", "1048576"]);
+    let [(a, ..), (mut b, ..)] = clients_on_two_workers(&app, "lobby");
+    // {"text":"..."} of exactly 1 MiB: over the bus as a frame with its room, sender and time.
+    let text = "é".repeat((1_048_576 - r#"{"text":""}"#.len()) / 2);
+    a.say(&text);
+    let got = b.expect("the 1 MiB message on the other worker", |f| f.get("text").is_some());
+    assert_eq!(got["text"].as_str().unwrap().len(), text.len());
+    assert!(got["text"] == text.as_str());
+}
+
+#[test]
+fn a_worker_that_stops_reading_the_bus_is_cut_off_and_replaced_while_the_others_chat_on() {
+    let app = cluster_with(
+        "2",
+        &["--chat-rate", "10000", "--chat-burst", "10000", "--chat-queue", "65536", "--drain-timeout", "1s"],
+    );
+    let [(mut frozen_client, frozen, _), (mut talker, talking, _)] = clients_on_two_workers(&app, "lobby");
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(frozen, libc::SIGSTOP) };
+    // Over the primary's 8 MiB queue for the frozen worker (and its socket buffer): 4 KB messages.
+    let text = "x".repeat(4000);
+    let sent = 3000;
+    for _ in 0..sent {
+        talker.say(&text);
+    }
+    // The talker's worker is not held up: every message comes back to it through the primary.
+    for index in 0..sent {
+        talker.expect(&format!("the talker's message {index}"), |f| f.get("text").is_some());
+    }
+    app.wait_for_log("cluster bus: cutting the worker off (it fell more than 8388608 bytes behind)");
+    eventually("a replacement worker has started", || children(app.pid()).len() == 3);
+    // SAFETY: as above.
+    unsafe { libc::kill(frozen, libc::SIGCONT) };
+    // Drained once its replacement is ready: its clients are told to reconnect.
+    let close = frozen_client.expect_close();
+    assert_eq!(close.map(|frame| frame.code), Some(tungstenite::protocol::frame::coding::CloseCode::Away));
+    eventually("the frozen worker is gone", || !alive(frozen) && children(app.pid()).len() == 2);
+    let (mut fresh, ..) = client_on(&app, "lobby", "c", |pid| pid != frozen && pid != talking);
+    talker.say("after the cut");
+    fresh.expect("chat crossing again", |f| f["text"] == "after the cut");
+    app.wait_for_log("replacement ready; draining the old worker");
 }

@@ -1,6 +1,7 @@
 //! Chat rooms (the seeds' Socket.IO rooms) over WebSocket (/ws) and Socket.IO (/socket.io/). A message goes to every client of its
 //! room whichever process or host holds it: through Redis pub/sub when `--redis-url` is set, else
-//! only to this process's clients.
+//! through the cluster primary to every worker of this instance, else (fork mode) only to this
+//! process's clients.
 
 mod frames;
 mod limits;
@@ -30,10 +31,11 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// With Redis, starts the subscriber (it connects and reconnects in the background).
+    /// With Redis, starts the subscriber (it connects and reconnects in the background); in a
+    /// cluster worker without Redis, the primary's bus.
     pub fn new(config: &Config, redis: Option<Arc<RedisLink>>) -> Hub {
         let rooms = Arc::new(Rooms::new(config.chat_queue as usize));
-        let relay = redis.map(|link| Relay::start(link, rooms.clone()));
+        let relay = Relay::choose(redis, &rooms);
         Hub { rooms, relay, limits: Limits::from(config), sessions: socketio::Sessions::default() }
     }
 
@@ -63,8 +65,9 @@ impl Hub {
         }
     }
 
-    pub fn is_relayed(&self) -> bool {
-        self.relay.is_some()
+    /// How frames cross processes, for the start-up log.
+    pub fn fan_out(&self) -> &'static str {
+        self.relay.as_ref().map_or("process-local", Relay::describe)
     }
 
     /// Chat sockets open in this process.

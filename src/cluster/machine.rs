@@ -70,6 +70,8 @@ pub enum Input {
     Stop,
     /// Time to compare the serving workers' memory with the limit.
     CheckMemory,
+    /// The worker can no longer serve fully (its chat bus was cut off): replaced as for memory.
+    Unfit(WorkerId),
     /// A deadline may have passed; nothing else happened.
     Tick,
 }
@@ -101,6 +103,7 @@ struct Worker {
 enum Why {
     Reload,
     Memory,
+    Unfit,
 }
 
 #[derive(Debug)]
@@ -178,6 +181,7 @@ impl Machine {
             Input::Reload => self.on_reload(now, effects),
             Input::Stop => self.on_stop(now, effects),
             Input::CheckMemory => self.check_memory(now, effects),
+            Input::Unfit(id) => self.on_unfit(id, now, effects),
             Input::Tick => {}
         }
         self.expire(now, effects);
@@ -415,6 +419,26 @@ impl Machine {
             if let Err(error) = self.replace(index, Why::Memory, now, effects) {
                 tracing::error!(%error, "the worker over its memory limit keeps serving");
             }
+        }
+    }
+
+    /// Replaces an unfit worker: a serving one as for memory (the new one ready first); one not ready
+    /// yet is stopped, and its exit starts another as a death does. One already being replaced, or
+    /// retired, has its end under way.
+    fn on_unfit(&mut self, id: WorkerId, now: Instant, effects: &mut impl Effects) {
+        if self.stopping {
+            return;
+        }
+        let Some(index) = self.slots.iter().position(|slot| slot_holds(slot, id)) else { return };
+        match &self.slots[index].phase {
+            Phase::Serving(_) => {
+                if let Err(error) = self.replace(index, Why::Unfit, now, effects) {
+                    tracing::error!(%error, "the unfit worker keeps serving");
+                }
+            }
+            Phase::Starting(_) => effects.signal(id, Signal::Terminate),
+            Phase::Replacing { new, .. } if new.id == id => effects.signal(id, Signal::Terminate),
+            _ => {}
         }
     }
 

@@ -2,6 +2,7 @@
 //! processes (copies of this binary) serving it, tells the service manager how they are, forwards
 //! a stop to them and replaces them one by one on SIGHUP.
 
+pub mod bus;
 mod machine;
 mod worker;
 
@@ -18,6 +19,7 @@ use tokio::time::sleep_until;
 
 use crate::config::Config;
 use crate::{listener, metrics, procfs, systemd, watcher};
+use bus::Bus;
 use machine::{Effects, Input, Limits, Machine, Notice, Signal, WorkerId};
 pub use worker::WORKER_INDEX_ENV;
 use worker::{Event, SpawnSpec};
@@ -34,10 +36,10 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         workers,
         "cluster primary starting its workers"
     );
-    if config.redis_url.is_none() && workers > 1 {
+    if config.redis_url.is_none() {
         tracing::warn!(
             workers,
-            "no --redis-url: chat rooms are process-local, so clients of different workers do not see each other's messages"
+            "no --redis-url: chat crosses this instance's workers through the primary; other instances and hosts need --redis-url"
         );
     }
     let notify_dir = NotifyDir::create()?;
@@ -46,6 +48,10 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         .inspect_err(|error| tracing::warn!(%error, "no shared metrics: each worker counts its own"))
         .ok();
     let watchdog = systemd::watchdog_timeout();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    // The workers' events, the bus's among them. With Redis, chat goes there and needs no bus.
+    let (events_tx, events) = mpsc::unbounded_channel();
+    let bus = config.redis_url.is_none().then(|| Bus::new(events_tx.clone()));
     let spec = Arc::new(SpawnSpec {
         exe: exe.to_path_buf(),
         args: std::env::args_os().skip(1).collect(),
@@ -54,8 +60,8 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
         watchdog: watchdog.unwrap_or(DEFAULT_WORKER_WATCHDOG),
         notify_dir: notify_dir.0.clone(),
         metrics,
+        bus,
     });
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         if let Some(path) = config.watched(exe) {
             tokio::spawn(watcher::run(path));
@@ -67,7 +73,7 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
             drain_timeout: config.drain_timeout,
             max_memory: config.worker_memory_limit(),
         };
-        supervise(spec, limits, watchdog).await
+        supervise(spec, limits, watchdog, (events_tx, events)).await
     })?;
     drop(acquired);
     Ok(())
@@ -77,11 +83,15 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
 const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// Turns signals, worker events and timers into the machine's inputs, until it has stopped.
-async fn supervise(spec: Arc<SpawnSpec>, limits: Limits, watchdog: Option<Duration>) -> std::io::Result<()> {
+async fn supervise(
+    spec: Arc<SpawnSpec>,
+    limits: Limits,
+    watchdog: Option<Duration>,
+    (events_tx, mut events): Events,
+) -> std::io::Result<()> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
-    let (events_tx, mut events) = mpsc::unbounded_channel();
     let mut processes =
         Processes { spec: spec.clone(), events: events_tx, workers: HashMap::new(), next_id: 0 };
     let check_memory = limits.max_memory.is_some();
@@ -99,6 +109,7 @@ async fn supervise(spec: Arc<SpawnSpec>, limits: Limits, watchdog: Option<Durati
             Some((worker, event)) = events.recv() => match event {
                 Event::Ready => Input::Ready(worker),
                 Event::Pinged => Input::Pinged(worker),
+                Event::Unfit => Input::Unfit(worker),
                 Event::Exited(how) => {
                     processes.workers.remove(&worker);
                     Input::Exited { worker, how }
@@ -121,6 +132,9 @@ async fn supervise(spec: Arc<SpawnSpec>, limits: Limits, watchdog: Option<Durati
     tracing::info!("all workers stopped");
     Ok(())
 }
+
+/// Both ends of the channel of the workers' events.
+type Events = (mpsc::UnboundedSender<(WorkerId, Event)>, mpsc::UnboundedReceiver<(WorkerId, Event)>);
 
 fn far_future() -> tokio::time::Instant {
     tokio::time::Instant::now() + Duration::from_secs(86400)

@@ -1,9 +1,10 @@
 //! One worker process of the cluster, seen from the primary: how it is started (its own binary, the
-//! shared socket at fd 3, a notify socket of its own) and what it reports back.
+//! shared socket at fd 3, a notify socket of its own, its end of the chat bus at fd 4) and what it
+//! reports back.
 
 use std::ffi::OsString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use super::bus::{self, Bus};
 use crate::metrics::{self, Lease, Shared};
 use crate::{listener, orphan};
 
@@ -30,12 +32,16 @@ pub struct SpawnSpec {
     pub notify_dir: PathBuf,
     /// The instance's shared counters, when the file could be made.
     pub metrics: Option<std::sync::Arc<Shared>>,
+    /// The chat bus each worker is attached to (cluster mode without --redis-url).
+    pub bus: Option<std::sync::Arc<Bus>>,
 }
 
 /// What a worker says or does, as the machine hears it.
 pub enum Event {
     Ready,
     Pinged,
+    /// Its chat bus was cut off (it fell behind, or broke the format): it must be replaced.
+    Unfit,
     Exited(String),
 }
 
@@ -95,6 +101,11 @@ pub fn spawn(
         .env_remove("LISTEN_FDNAMES")
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null());
+    let pair = spec.bus.as_ref().map(|_| Bus::pair()).transpose()?;
+    let bus_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    if bus_fd.is_some() {
+        command.env(bus::BUS_FD_ENV, bus::BUS_FD.to_string());
+    }
     let lease = spec.metrics.as_ref().and_then(|shared| shared.lease());
     if let (Some(shared), Some(lease)) = (&spec.metrics, &lease) {
         command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string());
@@ -111,17 +122,39 @@ pub fn spawn(
             if libc::getppid() as u32 != primary {
                 return Err(io::Error::other("the primary exited while the worker started"));
             }
-            listener::install_as_inherited(listener_fd)
+            listener::install_as_inherited(listener_fd)?;
+            // The worker's end is at fd 10 or more, so the listener's move cannot have touched it;
+            // dup2 gives the copy no close-on-exec flag.
+            if let Some(fd) = bus_fd {
+                if libc::dup2(fd, bus::BUS_FD) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
         });
     }
     let child = command.spawn()?;
     let pid = child.id().unwrap_or(0);
+    // The worker's end now lives in the worker only (dropped here), so the primary reads the end
+    // of the bus once the worker is gone.
+    if let (Some(bus), Some((ours, _theirs))) = (&spec.bus, pair) {
+        bus.attach(id, index, pid, ours);
+    }
     let (signals, signals_rx) = mpsc::unbounded_channel();
-    tokio::spawn(watch(id, child, notify, socket_path, lease, signals_rx, events));
+    let bus = spec.bus.clone();
+    tokio::spawn(async move {
+        let how = watch(id, child, notify, socket_path, lease, signals_rx, &events).await;
+        // Before the exit is reported, so the slot's next worker never shares the bus with it.
+        if let Some(bus) = bus {
+            bus.detach(id);
+        }
+        let _ = events.send((id, Event::Exited(how)));
+    });
     Ok(Handle { pid, signals })
 }
 
-/// Reports what worker `id` says on its notify socket and when it exits; sends it the signals asked.
+/// Reports what worker `id` says on its notify socket and sends it the signals asked, until it
+/// exits; returns how it did.
 async fn watch(
     id: u64,
     mut child: Child,
@@ -129,8 +162,8 @@ async fn watch(
     socket_path: PathBuf,
     lease: Option<Lease>,
     mut signals: mpsc::UnboundedReceiver<libc::c_int>,
-    events: mpsc::UnboundedSender<(u64, Event)>,
-) {
+    events: &mpsc::UnboundedSender<(u64, Event)>,
+) -> String {
     let mut datagram = [0u8; 4096];
     let how = loop {
         tokio::select! {
@@ -156,7 +189,7 @@ async fn watch(
     let _ = std::fs::remove_file(&socket_path);
     // Dropped after the process is gone: folds its counts into the instance's retired block.
     drop(lease);
-    let _ = events.send((id, Event::Exited(how)));
+    how
 }
 
 fn describe_exit(status: io::Result<ExitStatus>) -> String {

@@ -99,13 +99,15 @@ where
 /// Small buffers, since most sockets are idle most of the time: a 1 KiB read buffer (a bigger frame
 /// grows it as needed) measured 3 KiB less per idle socket than 4 KiB, and writes go straight out.
 /// A frame above four times the message limit is not even read (the socket closes with 1009); one
-/// above the limit gets an error frame.
+/// above the limit gets an error frame. The write buffer must hold the largest frame sent (a message
+/// of the limit with its room, sender and time): tungstenite refuses a bigger one, which ended the
+/// receiving socket.
 fn socket_config(max_message_bytes: usize) -> WebSocketConfig {
     let hard_limit = max_message_bytes * 4;
     WebSocketConfig::default()
         .read_buffer_size(1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(64 * 1024)
+        .max_write_buffer_size(max_message_bytes + 64 * 1024)
         .max_message_size(Some(hard_limit))
         .max_frame_size(Some(hard_limit))
 }

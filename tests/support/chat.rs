@@ -1,6 +1,7 @@
 //! A chat client for tests: a WebSocket (tungstenite) on its own thread, so a test sends and
 //! receives without ever blocking the socket; frames arrive as JSON values.
 
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -26,7 +27,21 @@ pub enum Event {
 
 /// Opens a raw chat socket (nobody reads it unless the test does).
 pub fn open(addr: SocketAddr, room: &str, name: &str) -> WebSocket<TcpStream> {
-    let stream = TcpStream::connect(addr).unwrap();
+    upgrade(TcpStream::connect(addr).unwrap(), addr, room, name)
+}
+
+/// Opens a chat socket on a connection that first asks `/info`: the pid of the process that
+/// holds the socket (the same connection, so the same cluster worker).
+pub fn open_telling_pid(addr: SocketAddr, room: &str, name: &str) -> (WebSocket<TcpStream>, i32) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(format!("GET /info HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes()).unwrap();
+    let info = super::read_framed_response(&mut stream).unwrap();
+    assert_eq!(info.status, 200, "{}", info.body);
+    let pid = info.json()["pid"].as_i64().unwrap() as i32;
+    (upgrade(stream, addr, room, name), pid)
+}
+
+fn upgrade(stream: TcpStream, addr: SocketAddr, room: &str, name: &str) -> WebSocket<TcpStream> {
     let url = format!("ws://{addr}/ws?room={room}&name={name}");
     let (socket, response) =
         tungstenite::client(url, stream).unwrap_or_else(|e| panic!("chat handshake: {e}"));
@@ -42,9 +57,20 @@ impl ChatClient {
         client
     }
 
+    /// Joins as `join` does, and says which process (cluster worker) holds the socket.
+    pub fn join_telling_pid(addr: SocketAddr, room: &str, name: &str) -> (ChatClient, i32) {
+        let (socket, pid) = open_telling_pid(addr, room, name);
+        let mut client = Self::over(socket);
+        client.expect(&format!("{name}'s own join notice"), |f| f["event"] == "join" && f["name"] == name);
+        (client, pid)
+    }
+
     /// Opens the socket without waiting for anything.
     pub fn join_only(addr: SocketAddr, room: &str, name: &str) -> ChatClient {
-        let mut socket = open(addr, room, name);
+        Self::over(open(addr, room, name))
+    }
+
+    fn over(mut socket: WebSocket<TcpStream>) -> ChatClient {
         socket.get_mut().set_read_timeout(Some(Duration::from_millis(10))).unwrap();
         let (outgoing, to_send) = mpsc::channel::<Message>();
         let (received, incoming) = mpsc::channel();

@@ -238,3 +238,27 @@ fn a_worker_over_its_memory_limit_is_replaced_as_a_reload_replaces_it() {
     assert!(fake.reload_outcomes().is_empty(), "not a reload: nothing to report");
     assert_eq!(machine.status(), "2/2 workers ready, 0 restarts");
 }
+
+#[test]
+fn an_unfit_worker_is_replaced_once_and_one_not_ready_yet_is_stopped() {
+    let t0 = Instant::now();
+    let (mut machine, mut fake) = ready_cluster(2, t0);
+    machine.handle(Input::Unfit(1), t0, &mut fake);
+    assert_eq!(fake.started.last(), Some(&(3, 0)), "a replacement for the unfit worker's slot");
+    assert!(fake.signals.is_empty(), "it serves until its replacement is ready");
+    machine.handle(Input::Unfit(1), t0, &mut fake);
+    assert_eq!(fake.started.len(), 3, "said twice, replaced once");
+    // The replacement, not ready yet, is unfit too: stopped; its exit leaves the old one serving.
+    machine.handle(Input::Unfit(3), t0, &mut fake);
+    assert_eq!(fake.signals, vec![(3, Signal::Terminate)]);
+    machine.handle(Input::Exited { worker: 3, how: "exited with status 0".into() }, t0, &mut fake);
+    assert_eq!(machine.status(), "2/2 workers ready, 0 restarts");
+    machine.handle(Input::Unfit(1), secs(t0, 1), &mut fake);
+    machine.handle(Input::Ready(4), secs(t0, 1), &mut fake);
+    assert_eq!(
+        fake.signals.last(),
+        Some(&(1, Signal::Terminate)),
+        "the old one drains once the new is ready"
+    );
+    assert_eq!(machine.status(), "2/2 workers ready, 0 restarts");
+}
