@@ -58,7 +58,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => {
                 // A cached flag, one load per chunk: no undefined behaviour on an older CPU.
-                assert!(avx2::available(), "this CPU has no AVX2");
+                assert!(avx2::available(), "this CPU has no AVX2 (or no POPCNT)");
                 // SAFETY: the CPU has AVX2, just checked.
                 unsafe { avx2::draw(lanes, tables, n) }
             }
@@ -121,8 +121,9 @@ mod tests {
             "this x86-64 CPU has no AVX2: only the portable kernel is tested"
         );
         for seed in [0, 1, 42, u64::MAX] {
-            // Odd sizes: a partial last block, and a chunk boundary (CHUNK + 3).
-            for n in [1, 7, 8, 1001, CHUNK + 3] {
+            // Odd sizes: a partial last block, whole blocks and one more value (counting.rs
+            // counts blocks whole while at least 64 values are wanted), a chunk boundary.
+            for n in [1, 7, 8, 63, 64, 65, 1001, CHUNK + 3] {
                 let portable = tally_seeded(Kernel::Portable, seed, n, &NOT_CANCELLED).unwrap();
                 for &kernel in &kernels {
                     let counts = tally_seeded(kernel, seed, n, &NOT_CANCELLED).unwrap();
@@ -134,9 +135,9 @@ mod tests {
 
     #[test]
     fn every_kernel_drops_the_same_biased_words() {
-        // Lane 0 with s0 = s3 = 0 first outputs 0: both its words have a low product of 0, below
-        // the threshold, so the first step keeps 6 of its 8 words (lanes.rs checks the portable
-        // kernel does); every kernel must drop the same two.
+        // Lane 0 with s0 = s3 = 0 first outputs 0: its four words have a low product of 0, below
+        // the threshold, so the first step rejects them (lanes.rs checks the portable kernel
+        // does); every kernel must reject the same words.
         let mut crafted = Lanes::from_seed(3);
         crafted.s[0][0] = 0;
         crafted.s[3][0] = 0;
