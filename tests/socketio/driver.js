@@ -27,7 +27,7 @@ function connect(command) {
   const socket = io(url, { reconnection: false, forceNew: true, auth, ...opts });
   clients.set(id, socket);
   socket.on("connect", () =>
-    print({ id, event: "connect", transport: socket.io.engine.transport.name }));
+    print({ id, event: "connect", transport: socket.io.engine.transport.name, session: socket.io.engine.id }));
   socket.on("connect_error", (error) => print({ id, event: "connect_error", message: error.message }));
   socket.on("disconnect", (reason, details) =>
     print({ id, event: "disconnect", reason, description: describe(details) }));

@@ -73,9 +73,21 @@ impl Driver {
 
     /// Connects client `id` as `name` and waits until it is connected; the transport it connected on.
     pub fn connect(&mut self, id: &str, addr: SocketAddr, name: &str, opts: Value) -> String {
+        self.connect_session(id, addr, name, opts).0
+    }
+
+    /// Connects like [`Driver::connect`]; the transport and the Engine.IO session id.
+    pub fn connect_session(
+        &mut self,
+        id: &str,
+        addr: SocketAddr,
+        name: &str,
+        opts: Value,
+    ) -> (String, String) {
         self.open(id, addr, Some(name), opts);
         let connected = self.expect(id, "connect", |_| true);
-        connected["transport"].as_str().unwrap().to_string()
+        let field = |name: &str| connected[name].as_str().unwrap().to_string();
+        (field("transport"), field("session"))
     }
 
     /// Emits `event` with `args` and returns the server's acknowledgement.
