@@ -169,9 +169,23 @@ tries to reconnect at once, again and again, so a failure count there measures t
   from the connection to an inactive socket-activated instance to the first byte of its answer.
   bench/run.sh shows the figure that suite run last wrote; it is absent if the suite has not run.
 """
+    text += kept_section(out_path)
     with open(out_path, "w") as out:
         out.write(text)
     print(text)
+
+
+# The chat capacity section is bench/chat-capacity.sh's (a run of its own): kept as it is.
+KEPT_BEGIN, KEPT_END = "<!-- chat-capacity: begin -->", "<!-- chat-capacity: end -->"
+
+
+def kept_section(out_path):
+    try:
+        old = open(out_path).read()
+    except FileNotFoundError:
+        return ""
+    start, end = old.find(KEPT_BEGIN), old.find(KEPT_END)
+    return "\n" + old[start : end + len(KEPT_END)] + "\n" if 0 <= start < end else ""
 
 
 def rate(r):

@@ -110,3 +110,87 @@ fn a_browser_sees_clean_closes_with_their_codes() {
     assert_eq!(seen["code"], 1009, "{seen}");
     assert_eq!(app.get("/healthz").status, 200);
 }
+
+/// Counts in `window.attempts` every WebSocket and fetch the page starts from now on.
+const COUNT_ATTEMPTS: &str = "window.attempts = 0;
+     const RealSocket = window.WebSocket, realFetch = window.fetch;
+     window.WebSocket = function (...args) { window.attempts++; return new RealSocket(...args); };
+     window.WebSocket.OPEN = RealSocket.OPEN;
+     window.fetch = (...args) => { window.attempts++; return realFetch(...args); };";
+
+/// One instance behind nginx, and a browser on the page through it.
+fn page_through_nginx(driver: &ChromeDriver) -> (App, Nginx, TempDir, support::webdriver::Session<'_>) {
+    let data = TempDir::new();
+    let app = App::activated(&["--data-dir", data.0.to_str().unwrap()]).ready();
+    let nginx = Nginx::start(&[app.addr]);
+    let browser = driver.session();
+    browser.goto(&format!("http://{}/", nginx.addr));
+    browser.wait_for_text("#info-pid", "the pid", |t| !t.is_empty());
+    (app, nginx, data, browser)
+}
+
+#[test]
+fn a_browser_explains_a_bad_name_without_connecting() {
+    let driver = ChromeDriver::start();
+    let (app, _nginx, _data, browser) = page_through_nginx(&driver);
+    browser.execute(COUNT_ATTEMPTS);
+    let cases = [
+        ("#name", "two words", "name may hold letters, digits, `-`, `_` and `.`, not ' '"),
+        ("#name", &"a".repeat(33), "name must have 1 to 32 characters, not 33"),
+        ("#room", "", "room must have 1 to 32 characters, not 0"),
+        ("#room", "<script>", "room may hold letters, digits, `-`, `_` and `.`, not '<'"),
+    ];
+    for (field, value, problem) in cases {
+        browser.type_into("#room", "lobby");
+        browser.type_into("#name", "alice");
+        browser.type_into(field, value);
+        browser.click("#join-button");
+        // The server's own words (src/chat/frames.rs), and the field is marked and focused.
+        browser.wait_for_text("#status", problem, |t| t == problem);
+        let marked = browser.execute(&format!(
+            "const f = document.querySelector('{field}');
+             return [f.getAttribute('aria-invalid'), document.activeElement === f];"
+        ));
+        assert_eq!(marked, serde_json::json!(["true", true]), "{field} {value:?}");
+    }
+    assert_eq!(browser.execute("return window.attempts;"), 0, "the page tried to connect");
+    let metrics = app.get("/metrics").body;
+    assert_eq!(metric(&metrics, "app_chat_connections_total"), Some(0.0), "{metrics}");
+}
+
+#[test]
+fn a_browser_shows_a_refused_handshake_instead_of_reconnecting() {
+    let driver = ChromeDriver::start();
+    let (_app, _nginx, _data, browser) = page_through_nginx(&driver);
+    browser.execute(COUNT_ATTEMPTS);
+    // A page whose check let a name through that the server refuses (a page of another version):
+    // the page's own connect, past its check.
+    browser.execute("wanted = { room: 'lobby', name: 'two words' }; connect();");
+    let problem = "refused: name may hold letters, digits, `-`, `_` and `.`, not ' '";
+    browser.wait_for_text("#status", "the server's refusal", |t| t == problem);
+    // One handshake and the one request that read why; nothing more will be tried.
+    let state = browser.execute("return [window.attempts, wanted, socket];");
+    assert_eq!(state, serde_json::json!([2, null, null]));
+    assert_eq!(browser.execute("return document.querySelector('#status').className;"), "error");
+}
+
+#[test]
+fn a_browser_joins_and_chats_with_the_keyboard() {
+    let driver = ChromeDriver::start();
+    let (_app, _nginx, _data, browser) = page_through_nginx(&driver);
+    // Every input has its label: clicking the label focuses the field.
+    for field in ["room", "name", "text"] {
+        let label =
+            browser.execute(&format!("return document.querySelector('label[for={field}]').textContent;"));
+        assert!(label.as_str().is_some_and(|l| !l.is_empty()), "{field}: {label}");
+    }
+    browser.click("label[for=name]");
+    assert_eq!(browser.execute("return document.activeElement.id;"), "name");
+    browser.type_into("#room", "salle-1");
+    // Enter in a field joins; a name in another script is as valid as on the server.
+    browser.type_into("#name", "Zoë\u{E007}");
+    browser.wait_for_text("#status", "joined", |t| t == "in room salle-1 as Zoë");
+    assert_eq!(browser.execute("return document.activeElement.id;"), "text");
+    browser.type_into("#text", "bonjour\u{E007}");
+    browser.wait_for_text("#log", "the message back", |t| t.contains("Zoë: bonjour"));
+}

@@ -9,13 +9,14 @@
 //! (src/lingering.rs), so no unread input turns the close into a reset that could lose the Close
 //! frame on its way.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use tokio_tungstenite::tungstenite::error::ProtocolError;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -24,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::frames;
 use super::limits::RateLimiter;
+use super::Hub;
 use crate::state::AppState;
 
 /// How long the close may take (the frame going out, then the client's last bytes) before the
@@ -31,6 +33,39 @@ use crate::state::AppState;
 const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
 /// Longest reason in a Close frame: its payload is at most 125 bytes, 2 of them the code.
 const MAX_REASON_BYTES: usize = 123;
+/// Frames for this client that are not room traffic (errors, pings) waiting at once; more are
+/// dropped (a client that makes errors faster than it reads them loses some of them).
+const CONTROL_QUEUE: usize = 8;
+
+/// The queue of those frames. Not an mpsc channel: its first block (32 messages, 2 KiB) would be
+/// held by every socket from the start, idle or not; this holds nothing until a frame is queued.
+#[derive(Default)]
+struct Control {
+    queue: Mutex<VecDeque<Message>>,
+    queued: Notify,
+}
+
+impl Control {
+    fn push(&self, message: Message) {
+        let mut queue = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if queue.len() < CONTROL_QUEUE {
+            queue.push_back(message);
+            self.queued.notify_one();
+        }
+    }
+
+    /// The next queued frame (cancel-safe: a frame is taken only when returned).
+    async fn next(&self) -> Message {
+        loop {
+            let next = self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop_front();
+            if let Some(message) = next {
+                return message;
+            }
+            // A push since the check left a permit, so this returns at once.
+            self.queued.notified().await;
+        }
+    }
+}
 
 /// Why a socket ends, and the close frame it gets (none when the peer cannot take one).
 enum End {
@@ -74,20 +109,19 @@ pub async fn serve<S>(
     client.join(&room);
     let kicked = client.kicked();
     let (mut sink, mut stream) = ws.split();
-    // Frames for this client that are not room traffic (errors, pings): small, and dropped when full.
-    let (control_tx, mut control) = mpsc::channel::<Message>(8);
+    let control = Control::default();
     let started = Instant::now();
     let last_heard = AtomicU64::new(0);
-    if let Err(problem) = hub.send(&room, frames::notice(&room, "join", &name)).await {
+    if let Err(problem) = send(hub, &room, frames::notice(&room, "join", &name)).await {
         // The client learns at once that the room cannot be reached, not on its first message.
-        let _ = control_tx.try_send(error_frame(&problem));
+        control.push(error_frame(&problem));
     }
 
     let writer = async {
         loop {
             let message = tokio::select! {
                 biased;
-                Some(message) = control.recv() => message,
+                message = control.next() => message,
                 Some(frame) = client.frames.recv() => Message::Text(frame),
                 else => return End::Broken,
             };
@@ -103,7 +137,7 @@ pub async fn serve<S>(
             let text = match incoming {
                 Ok(Message::Text(text)) => text,
                 Ok(Message::Binary(_)) => {
-                    let _ = control_tx.try_send(error_frame("send text frames holding JSON, not binary"));
+                    control.push(error_frame("send text frames holding JSON, not binary"));
                     continue;
                 }
                 Ok(Message::Close(_)) => return End::ClientClosed,
@@ -115,18 +149,18 @@ pub async fn serve<S>(
                     "rate limit: at most {} messages a second (bursts of {})",
                     limits.rate, limits.burst
                 );
-                let _ = control_tx.try_send(error_frame(&refusal));
+                control.push(error_frame(&refusal));
                 continue;
             }
             let sent = match frames::parse(&text, limits.max_message_bytes) {
                 Ok(sent) => {
                     app.metrics.chat_message();
-                    hub.send(&room, frames::message(&room, &name, &sent)).await
+                    send(hub, &room, frames::message(&room, &name, &sent)).await
                 }
                 Err(refusal) => Err(refusal),
             };
             if let Err(problem) = sent {
-                let _ = control_tx.try_send(error_frame(&problem));
+                control.push(error_frame(&problem));
             }
         }
         End::Broken
@@ -140,7 +174,7 @@ pub async fn serve<S>(
             if started.elapsed().saturating_sub(heard) > limits.ping_interval * 2 {
                 return End::Silent;
             }
-            let _ = control_tx.try_send(Message::Ping(Default::default()));
+            control.push(Message::Ping(Default::default()));
         }
     };
 
@@ -165,7 +199,8 @@ pub async fn serve<S>(
         }
         End::ClientClosed | End::Silent | End::Broken => None,
     };
-    let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
+    // On the heap, as `send`'s future: what only the end needs is not held all the socket's life.
+    let _ = Box::pin(tokio::time::timeout(CLOSE_DEADLINE, async {
         let sent = match frame {
             Some(frame) => sink.send(Message::Close(Some(frame))).await,
             // The echo of the client's Close, queued by tungstenite.
@@ -178,10 +213,17 @@ pub async fn serve<S>(
                 let _ = ws.into_inner().shutdown().await;
             }
         }
-    })
+    }))
     .await;
     drop(client);
-    let _ = hub.send(&room, frames::notice(&room, "leave", &name)).await;
+    let _ = send(hub, &room, frames::notice(&room, "leave", &name)).await;
+}
+
+/// Sends `frame` to `room` through the hub in a future on the heap: the relay's (a Redis query) is
+/// kilobytes, and inline it would be part of every socket's task for all its life, though a socket
+/// spends almost all of it not sending.
+async fn send(hub: &Hub, room: &str, frame: String) -> Result<(), String> {
+    Box::pin(hub.send(room, frame)).await
 }
 
 /// `reason` cut to what a Close frame holds, at a character boundary.

@@ -16,12 +16,12 @@ use hyper::service::service_fn;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use super::{error, socketio, Response};
 use crate::cluster::NOTIFY_DIR_PREFIX;
 use crate::request_body::{BodyDeadline, RequestBody};
-use crate::server::{http_builder, ConnectionContext};
+use crate::server::{http_builder, ConnectionContext, ConnectionSlot};
 use crate::state::AppState;
 use crate::systemd;
 
@@ -59,8 +59,7 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
             }
         };
         // Counted where the client's own connection is, in the worker that forwarded it.
-        let (open, _) = mpsc::channel(1);
-        let context = ConnectionContext { stop: stop.clone(), open };
+        let context = ConnectionContext { stop: stop.clone(), open: ConnectionSlot::counted_elsewhere() };
         let app = app.clone();
         let service = service_fn(move |req: Request<hyper::body::Incoming>| {
             let mut req = req.map(|body| RequestBody::new(body, deadline));

@@ -46,7 +46,7 @@ pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// long as it is held.
 pub struct WsLink {
     pub ws: Ws,
-    pub open: mpsc::Sender<()>,
+    pub open: crate::server::ConnectionSlot,
 }
 
 /// What a polling request (or the WebSocket of an upgrade) brings its session.
