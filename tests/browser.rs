@@ -194,3 +194,68 @@ fn a_browser_joins_and_chats_with_the_keyboard() {
     browser.type_into("#text", "bonjour\u{E007}");
     browser.wait_for_text("#log", "the message back", |t| t.contains("Zoë: bonjour"));
 }
+
+/// Starts, in the page, the real socket.io-client (the npm package's browser build) as `name` over
+/// `transport` ("polling" or "websocket"); what it hears goes to `window.heard`, acknowledgements
+/// to `window.acks`. `window.say(room, text)` and `window.join(room)` emit with an ack.
+fn socketio_in_the_page(name: &str, transport: &str) -> String {
+    format!(
+        "{bundle}
+         window.heard = []; window.acks = [];
+         const socket = io({{ transports: ['{transport}'], auth: {{ name: '{name}' }}, reconnection: false }});
+         window.socket = socket;
+         socket.on('connect', () => {{ window.connected = socket.io.engine.transport.name; }});
+         socket.on('message', (m) => window.heard.push(m));
+         socket.on('presence', (p) => window.heard.push(p));
+         const ask = (event, ...args) => socket.emit(event, ...args, (reply) => window.acks.push({{ event, reply }}));
+         window.join = (room) => ask('join', room);
+         window.say = (room, text) => ask('message', {{ room, text }});",
+        bundle = support::socketio::browser_bundle()
+    )
+}
+
+#[test]
+fn npm_browser_socketio_clients_on_both_transports_chat_through_nginx_with_a_ws_client_of_another_instance() {
+    let redis = Redis::start();
+    let (data_a, data_b) = (TempDir::new(), TempDir::new());
+    let url = redis.url();
+    let a = App::activated(&["--redis-url", &url, "--data-dir", data_a.0.to_str().unwrap()]).ready();
+    let b = App::activated(&["--redis-url", &url, "--data-dir", data_b.0.to_str().unwrap()]).ready();
+    // Both instances behind nginx's sticky /socket.io/ upstream; the /ws client is direct on `b`.
+    let nginx = Nginx::start(&[a.addr, b.addr]);
+    let driver = ChromeDriver::start();
+    let (alice, bob) = (driver.session(), driver.session());
+    for (browser, name, transport) in [(&alice, "alice", "polling"), (&bob, "bob", "websocket")] {
+        browser.goto(&format!("http://{}/", nginx.addr));
+        browser.execute(&socketio_in_the_page(name, transport));
+        let connected =
+            browser.wait_for_script(&format!("{name} connected"), "return window.connected || null;");
+        assert_eq!(connected, transport, "{name} stays on {transport}");
+        browser.execute("window.join('lobby');");
+        let ack =
+            browser.wait_for_script(&format!("{name}'s join acknowledged"), "return window.acks[0] || null;");
+        assert_eq!(ack["reply"], serde_json::json!({ "ok": true }), "{ack}");
+    }
+    let heard = |browser: &support::webdriver::Session<'_>, what: &str, test: &str| {
+        browser.wait_for_script(what, &format!("return window.heard.find((m) => {test}) || null;"))
+    };
+    let mut carol = support::chat::ChatClient::join(b.addr, "lobby", "carol");
+    for browser in [&alice, &bob] {
+        let presence = heard(browser, "carol's join", "m.event === 'join' && m.name === 'carol'");
+        assert_eq!(presence["room"], "lobby", "{presence}");
+    }
+    alice.execute("window.say('lobby', 'polled hello');");
+    let ack = alice.wait_for_script("alice's message acknowledged", "return window.acks[1] || null;");
+    assert_eq!(ack, serde_json::json!({ "event": "message", "reply": { "ok": true } }));
+    let got = heard(&bob, "alice's message", "m.text === 'polled hello'");
+    assert_eq!((got["from"].as_str(), got["room"].as_str()), (Some("alice"), Some("lobby")), "{got}");
+    assert!(got["ts"].as_u64().is_some(), "{got}");
+    carol.expect("alice's message on /ws", |frame| {
+        frame["text"] == "polled hello" && frame["from"] == "alice"
+    });
+    carol.say("from carol");
+    for browser in [&alice, &bob] {
+        heard(browser, "carol's message", "m.text === 'from carol' && m.from === 'carol'");
+    }
+    assert!(nginx.errors().lines().all(|l| !l.contains("[error]")), "{}", nginx.errors());
+}

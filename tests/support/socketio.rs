@@ -25,13 +25,24 @@ pub struct Driver {
     next_ack: u64,
 }
 
+/// The installed socket.io-client package's directory.
+fn client_package() -> std::path::PathBuf {
+    let package = Path::new(DRIVER_DIR).join("node_modules/socket.io-client");
+    assert!(
+        package.is_dir(),
+        "socket.io-client is not installed: run `npm ci --prefix tests/socketio` (the test command does)"
+    );
+    package
+}
+
+/// The same socket.io-client's browser build (it defines `io`), for a page in Chromium to run.
+pub fn browser_bundle() -> String {
+    std::fs::read_to_string(client_package().join("dist/socket.io.min.js")).unwrap()
+}
+
 impl Driver {
     pub fn start() -> Driver {
-        let modules = Path::new(DRIVER_DIR).join("node_modules/socket.io-client");
-        assert!(
-            modules.is_dir(),
-            "socket.io-client is not installed: run `npm ci --prefix tests/socketio` (the test command does)"
-        );
+        client_package();
         let mut child = Command::new("node")
             .arg("driver.js")
             .current_dir(DRIVER_DIR)
