@@ -169,8 +169,11 @@ impl Session {
             Ok(()) => self.serve(&mut transport, &mut stop).await,
             Err(end) => end,
         };
-        self.finish(transport, end).await;
-        self.socket.leave_all(&self.app.chat).await;
+        // On the heap, as every part that runs rarely (a client's packet, a polling request, the
+        // probe, the end): inline, the largest of them (a Redis publish is kilobytes) would be
+        // part of every idle socket's task for all its life.
+        Box::pin(self.finish(transport, end)).await;
+        Box::pin(self.socket.leave_all(&self.app.chat)).await;
     }
 
     async fn serve(&mut self, transport: &mut Transport, stop: &mut watch::Receiver<bool>) -> End {
@@ -201,11 +204,11 @@ impl Session {
                     }
                     Ok(())
                 }
-                Woken::Text(text) => self.receive(&text).await,
+                Woken::Text(text) => Box::pin(self.receive(&text)).await,
                 Woken::Ended(end) => Err(end),
                 Woken::Request(None) => Err(End::Vanished),
-                Woken::Request(Some(request)) => self.request(transport, request).await,
-                Woken::Probe(probed) => self.probe(transport, probed).await,
+                Woken::Request(Some(request)) => Box::pin(self.request(transport, request)).await,
+                Woken::Probe(probed) => Box::pin(self.probe(transport, probed)).await,
             };
             if let Err(end) = turn {
                 return end;
@@ -278,7 +281,7 @@ impl Session {
             Request::Post(payload, answer) => {
                 let mut turn = Ok(());
                 for text in payload.split('\x1e') {
-                    turn = self.receive(text).await;
+                    turn = Box::pin(self.receive(text)).await;
                     if turn.is_err() {
                         break;
                     }
