@@ -54,10 +54,7 @@ fn two_browsers_chat_through_nginx_across_two_instances() {
 #[test]
 fn a_browser_message_through_nginx_reaches_a_client_of_another_instance() {
     let redis = Redis::start();
-    let (data_a, data_b) = (TempDir::new(), TempDir::new());
-    let url = redis.url();
-    let a = App::activated(&["--redis-url", &url, "--data-dir", data_a.0.to_str().unwrap()]).ready();
-    let b = App::activated(&["--redis-url", &url, "--data-dir", data_b.0.to_str().unwrap()]).ready();
+    let ((a, _data_a), (b, _data_b)) = (instance_of(&redis), instance_of(&redis));
     // Only `a` behind nginx, so the client direct on `b` is surely on the other instance.
     let nginx = Nginx::start(&[a.addr]);
     let mut via_nginx = support::chat::ChatClient::join(nginx.addr, "lobby", "alice");
@@ -74,6 +71,13 @@ fn a_browser_message_through_nginx_reaches_a_client_of_another_instance() {
         br#"{"title":"via nginx"}"#,
     );
     assert_eq!(created.status, 201, "{}", created.body);
+}
+
+/// A ready fork-mode instance on `redis`, with a todo store of its own (kept while the test runs).
+fn instance_of(redis: &Redis) -> (App, TempDir) {
+    let data = TempDir::new();
+    let app = App::activated(&["--redis-url", &redis.url(), "--data-dir", data.0.to_str().unwrap()]).ready();
+    (app, data)
 }
 
 /// Opens a chat socket in the page that `then` (JavaScript, with the socket as `ws`) acts on once
@@ -217,10 +221,7 @@ fn socketio_in_the_page(name: &str, transport: &str) -> String {
 #[test]
 fn npm_browser_socketio_clients_on_both_transports_chat_through_nginx_with_a_ws_client_of_another_instance() {
     let redis = Redis::start();
-    let (data_a, data_b) = (TempDir::new(), TempDir::new());
-    let url = redis.url();
-    let a = App::activated(&["--redis-url", &url, "--data-dir", data_a.0.to_str().unwrap()]).ready();
-    let b = App::activated(&["--redis-url", &url, "--data-dir", data_b.0.to_str().unwrap()]).ready();
+    let ((a, _data_a), (b, _data_b)) = (instance_of(&redis), instance_of(&redis));
     // Both instances behind nginx's sticky /socket.io/ upstream; the /ws client is direct on `b`.
     let nginx = Nginx::start(&[a.addr, b.addr]);
     let driver = ChromeDriver::start();
