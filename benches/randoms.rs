@@ -8,7 +8,7 @@
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use app::randoms::{tally_seeded, Kernel};
+use app::domain::randoms::{tally_seeded, Kernel};
 
 const DRAWS: u64 = 100_000_000;
 const RUNS: usize = 25;

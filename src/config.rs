@@ -282,10 +282,10 @@ pub const REDIS_URL_CREDENTIAL: &str = "redis-url";
 pub enum Command {
     /// List the instances on this host like `pm2 list`: port, mode, state, pids, uptime, restarts,
     /// CPU, memory and requests served; from systemd's app@PORT units, or from --ports.
-    Status(crate::status::StatusArgs),
+    Status(crate::cli::status::StatusArgs),
     /// Reload every running app@PORT instance onto the installed binary, one after another, with
     /// `systemctl reload` (what app-reload.service runs when app-reload.path sees a new binary).
-    Reload(crate::status::reload::ReloadArgs),
+    Reload(crate::cli::reload::ReloadArgs),
     /// Print a completion script for a shell, made from these very flags: e.g.
     /// `app completions bash > /usr/share/bash-completion/completions/app`.
     Completions {

@@ -1,43 +1,29 @@
 //! `app`: an HTTP server with fork and cluster modes, made to run as a socket-activated systemd
 //! service behind nginx. The binary is a thin call into [`main`].
 
-pub mod backoff;
-pub mod chat;
-pub mod cluster;
-pub mod color;
+pub mod cli;
 pub mod config;
-pub mod descriptors;
-pub mod lingering;
-pub mod listener;
-pub mod logging;
-pub mod manual;
-pub mod metrics;
-pub mod orphan;
-pub mod procfs;
-pub mod randoms;
-pub mod redis_link;
-pub mod request_body;
-pub mod routes;
-pub mod server;
-pub mod serving;
-pub mod state;
-pub mod status;
-pub mod store;
-pub mod systemd;
-pub mod watcher;
+pub mod domain;
+pub mod http;
+pub mod infra;
+pub mod process;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 
+use cli::{manual, status};
 use config::{Command, Config, Mode};
+use infra::redis as redis_link;
+use process::cluster;
+use process::{backoff, descriptors, lifecycle, logging};
 
 pub fn main() -> ExitCode {
     let config = Config::parse();
     match &config.command {
         Some(Command::Status(args)) => return status::main(args),
-        Some(Command::Reload(args)) => return status::reload::main(args),
+        Some(Command::Reload(args)) => return cli::reload::main(args),
         Some(Command::Completions { shell }) => return manual::completions(*shell),
         Some(Command::Man) => return manual::man(),
         None => {}
@@ -59,9 +45,9 @@ pub fn main() -> ExitCode {
     }
     let exe = executable();
     let result = match (worker, config.mode) {
-        (Some(index), _) => serving::run(config, Some(index), &exe),
+        (Some(index), _) => lifecycle::run(config, Some(index), &exe),
         (None, Mode::Cluster) => cluster::run(config, &exe),
-        (None, Mode::Fork) => serving::run(config, None, &exe),
+        (None, Mode::Fork) => lifecycle::run(config, None, &exe),
     };
     match result {
         Ok(()) => {

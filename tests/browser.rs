@@ -149,7 +149,7 @@ fn a_browser_explains_a_bad_name_without_connecting() {
         browser.type_into("#name", "alice");
         browser.type_into(field, value);
         browser.click("#join-button");
-        // The server's own words (src/chat/frames.rs), and the field is marked and focused.
+        // The server's own words (src/domain/chat/frames.rs), and the field is marked and focused.
         browser.wait_for_text("#status", problem, |t| t == problem);
         let marked = browser.execute(&format!(
             "const f = document.querySelector('{field}');

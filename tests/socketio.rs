@@ -211,7 +211,9 @@ fn a_cluster_serves_polling_sessions(extra: &[&str]) {
         let client = format!("p{}", clients.len() + 1);
         let (transport, session) = io.connect_session(&client, app.addr, &client, polling_only());
         assert_eq!(transport, "polling");
-        owners.insert(app::chat::socketio::owner_of(&session).expect("a cluster session names its worker"));
+        owners.insert(
+            app::domain::chat::socketio::owner_of(&session).expect("a cluster session names its worker"),
+        );
         clients.push(client);
     }
     for client in ["u1", "u2"] {

@@ -56,7 +56,7 @@ fn an_old_worker_that_dies_during_a_reload_held_up_by_redis_is_replaced_by_the_n
     let (mut app, old) = cluster(&redis, &[]);
     redis.freeze();
     let new = reload_into_a_slow_replacement(&mut app);
-    let cpu_before = app::procfs::cpu_ticks(app.pid() as u32).unwrap();
+    let cpu_before = app::infra::procfs::cpu_ticks(app.pid() as u32).unwrap();
     signal(old[0], libc::SIGKILL);
     app.wait_for_log("while being replaced; its replacement takes over");
     redis.thaw();
@@ -64,7 +64,7 @@ fn an_old_worker_that_dies_during_a_reload_held_up_by_redis_is_replaced_by_the_n
     let status = app.wait_for_notification("STATUS=");
     assert!(status.starts_with("STATUS=2/2 workers ready, 1 restart"), "{status}");
     // The primary waited for the new worker instead of spinning on the dead one.
-    let cpu = app::procfs::cpu_ticks(app.pid() as u32).unwrap() - cpu_before;
+    let cpu = app::infra::procfs::cpu_ticks(app.pid() as u32).unwrap() - cpu_before;
     assert!(cpu < 50, "the primary used {cpu} ticks of processor time while it waited");
     eventually("both old workers are gone", || old.iter().all(|pid| !alive(*pid)));
     let now = children(app.pid());

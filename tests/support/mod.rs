@@ -429,7 +429,7 @@ pub struct LoadCount {
 
 /// The child processes of `pid`, as the server's own `app status` reads them from /proc.
 pub fn children(pid: i32) -> Vec<i32> {
-    app::procfs::children(pid as u32).into_iter().map(|child| child as i32).collect()
+    app::infra::procfs::children(pid as u32).into_iter().map(|child| child as i32).collect()
 }
 
 pub fn alive(pid: i32) -> bool {

@@ -1,0 +1,277 @@
+//! One Socket.IO socket's chat, whatever carries it: CONNECT with `auth: { name }`, then the events
+//! `join`, `leave` and `message`, each acknowledged `{"ok": true}` or `{"error": "..."}`. What the
+//! rooms deliver (the /ws JSON frames, see CONTRACTS) goes out as the events `message` and
+//! `presence` with the same objects, so both protocols share one room namespace.
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
+
+use super::packet::{self, out, Kind};
+use crate::domain::chat::limits::RateLimiter;
+use crate::domain::chat::rooms::Client;
+use crate::domain::chat::{frames, Hub};
+use crate::infra::metrics::{ChatConnection, Metrics};
+
+/// Why a packet ends the socket.
+#[derive(Debug)]
+pub enum Ending {
+    /// The client said DISCONNECT.
+    Left,
+    /// The client broke the protocol; it is told why ([`Socket::farewell`]) and disconnected.
+    Refused(String),
+}
+
+pub struct Socket {
+    connected: Option<Connected>,
+}
+
+/// A socket past its CONNECT: a name, and a place in the rooms.
+struct Connected {
+    name: String,
+    client: Client,
+    limiter: RateLimiter,
+    _counted: ChatConnection,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Sent {
+    room: String,
+    text: String,
+}
+
+impl Socket {
+    pub fn new() -> Socket {
+        Socket { connected: None }
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.connected.is_some()
+    }
+
+    /// The next frame the rooms deliver to this socket, as the Engine.IO packet that carries it
+    /// (never resolves before CONNECT).
+    pub async fn next_frame(&mut self) -> Option<String> {
+        match &mut self.connected {
+            Some(connected) => connected.client.frames.recv().await.map(|frame| as_event(&frame)),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// A frame already queued, if any (to send several in one long-poll answer).
+    pub fn queued_frame(&mut self) -> Option<String> {
+        let connected = self.connected.as_mut()?;
+        connected.client.frames.try_recv().ok().map(|frame| as_event(&frame))
+    }
+
+    /// Resolves when the rooms found this socket's queue full (never before CONNECT).
+    pub fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let kicked = self.connected.as_ref().map(|connected| connected.client.kicked());
+        async move {
+            match kicked {
+                Some(kicked) => kicked.await,
+                None => std::future::pending().await,
+            }
+        }
+    }
+
+    /// Acts on one Socket.IO packet; what the server answers is pushed to `outbox`. An `Err`
+    /// ends the socket.
+    pub async fn receive(
+        &mut self,
+        hub: &Hub,
+        metrics: &Metrics,
+        text: &str,
+        outbox: &mut Vec<String>,
+    ) -> Result<(), Ending> {
+        let packet = packet::socket(text).map_err(Ending::Refused)?;
+        if packet.namespace != "/" {
+            // As the Node server answers a namespace it does not have; the socket stays open.
+            if packet.kind == Kind::Connect {
+                outbox.push(out::connect_error(packet.namespace, "Invalid namespace"));
+                return Ok(());
+            }
+            return Err(Ending::Refused(format!("namespace {} is not served: use /", packet.namespace)));
+        }
+        match (packet.kind, &mut self.connected) {
+            (Kind::Connect, None) => {
+                match connect_name(packet.data) {
+                    Ok(name) => {
+                        let connected = Connected {
+                            name,
+                            client: hub.connect(),
+                            limiter: RateLimiter::new(&hub.limits),
+                            _counted: metrics.chat_connected(),
+                        };
+                        self.connected = Some(connected);
+                        outbox.push(out::connected(&super::random_id()));
+                    }
+                    Err(problem) => outbox.push(out::connect_error("/", &problem)),
+                }
+                Ok(())
+            }
+            (Kind::Connect, Some(_)) => Err(Ending::Refused("CONNECT sent twice".into())),
+            (_, None) => {
+                Err(Ending::Refused("send CONNECT (with auth: { name }) before anything else".into()))
+            }
+            (Kind::Disconnect, Some(_)) => Err(Ending::Left),
+            (Kind::Ack, Some(_)) => Err(Ending::Refused("the server asks for no acknowledgements".into())),
+            (Kind::Event, Some(connected)) => {
+                let reply = connected.event(hub, metrics, text.len(), packet.data).await;
+                match (packet.ack, reply) {
+                    (Some(id), reply) => outbox.push(out::ack(id, &reply)),
+                    // Without an acknowledgement to carry it, a refusal still reaches the client.
+                    (None, reply) if reply.get("error").is_some() => {
+                        outbox.push(out::event("error", &reply.to_string()))
+                    }
+                    (None, _) => {}
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The last packets of a socket the server ends: an `error` event with the reason (the same
+    /// `{"error": ...}` as /ws sends) and DISCONNECT; before CONNECT, a CONNECT_ERROR with it.
+    pub fn farewell(&self, reason: &str, outbox: &mut Vec<String>) {
+        if self.is_connected() {
+            outbox.push(out::event("error", &frames::error(reason)));
+            outbox.push(out::DISCONNECT.into());
+        } else {
+            outbox.push(out::connect_error("/", reason));
+        }
+    }
+
+    /// Leaves every room, telling each (after leaving, so the socket gets no notice of its own).
+    pub async fn leave_all(self, hub: &Hub) {
+        let Some(connected) = self.connected else { return };
+        let Connected { name, client, .. } = connected;
+        let rooms = client.joined().to_vec();
+        drop(client);
+        for room in rooms {
+            let _ = hub.send(&room, frames::notice(&room, "leave", &name)).await;
+        }
+    }
+}
+
+impl Connected {
+    /// Runs one event; the acknowledgement it earns.
+    async fn event(&mut self, hub: &Hub, metrics: &Metrics, size: usize, data: &str) -> Value {
+        let limits = hub.limits;
+        if size > limits.max_message_bytes {
+            return refusal(format!(
+                "packet of {size} bytes is larger than the limit of {} bytes",
+                limits.max_message_bytes
+            ));
+        }
+        if !self.limiter.allow() {
+            return refusal(format!(
+                "rate limit: at most {} events a second (bursts of {})",
+                limits.rate, limits.burst
+            ));
+        }
+        let outcome = match serde_json::from_str::<Vec<Value>>(data) {
+            Ok(args) => match args.split_first() {
+                Some((Value::String(event), args)) => self.run(hub, metrics, event, args).await,
+                _ => Err("an event is a JSON array that starts with its name".into()),
+            },
+            Err(problem) => Err(format!("an event is a JSON array: {problem}")),
+        };
+        match outcome {
+            Ok(()) => json!({ "ok": true }),
+            Err(problem) => refusal(problem),
+        }
+    }
+
+    async fn run(&mut self, hub: &Hub, metrics: &Metrics, event: &str, args: &[Value]) -> Result<(), String> {
+        match (event, args) {
+            ("join", [Value::String(room)]) => {
+                let room = frames::valid_name("room", Some(room))?;
+                if self.client.is_in(&room) {
+                    return Ok(());
+                }
+                let most = hub.limits.rooms_per_socket;
+                if self.client.joined().len() >= most {
+                    return Err(format!("a socket may be in at most {most} rooms; leave one first"));
+                }
+                self.client.join(&room);
+                let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
+                if told.is_err() {
+                    // Not announced, so not joined: the client may try again.
+                    self.client.leave(&room);
+                }
+                told
+            }
+            ("leave", [Value::String(room)]) => {
+                if !self.client.leave(room) {
+                    return Err(format!("not in room {room:?}"));
+                }
+                hub.send(room, frames::notice(room, "leave", &self.name)).await
+            }
+            ("message", [message]) => {
+                let sent = Sent::deserialize(message)
+                    .map_err(|problem| format!("send {{\"room\": \"...\", \"text\": \"...\"}}: {problem}"))?;
+                if !self.client.is_in(&sent.room) {
+                    return Err(format!("join room {:?} before sending to it", sent.room));
+                }
+                if sent.text.trim().is_empty() {
+                    return Err("text must not be empty".into());
+                }
+                metrics.chat_message();
+                hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await
+            }
+            ("join" | "leave", _) => Err(format!("{event} takes one argument: the room's name")),
+            ("message", _) => Err("message takes one argument: {\"room\", \"text\"}".into()),
+            _ => Err(format!("unknown event {event:?}: the events are join, leave and message")),
+        }
+    }
+}
+
+fn refusal(problem: String) -> Value {
+    json!({ "error": problem })
+}
+
+/// The name in CONNECT's auth object, checked as /ws checks its `name`.
+fn connect_name(data: &str) -> Result<String, String> {
+    const HOW: &str = "connect with auth: { name: \"...\" }";
+    let auth: Value = match data {
+        "" => Value::Null,
+        data => serde_json::from_str(data)
+            .map_err(|problem| format!("the auth is not JSON ({problem}): {HOW}"))?,
+    };
+    match auth.get("name") {
+        None | Some(Value::Null) => Err(format!("name is required: {HOW}")),
+        Some(Value::String(name)) => frames::valid_name("name", Some(name)),
+        Some(_) => Err(format!("name must be a string: {HOW}")),
+    }
+}
+
+/// A room's frame as the event that carries it: presence notices are the frames with an `event`
+/// field, which comes first in their text (serde_json writes keys in order; see CONTRACTS.md).
+fn as_event(frame: &Utf8Bytes) -> String {
+    let event = if frame.as_str().starts_with(r#"{"event":"#) { "presence" } else { "message" };
+    out::event(event, frame.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_name_comes_from_the_auth_object() {
+        assert_eq!(connect_name(r#"{"name":"alice"}"#), Ok("alice".into()));
+        assert!(connect_name("").unwrap_err().contains("required"));
+        assert!(connect_name(r#"{"name":7}"#).unwrap_err().contains("string"));
+        assert!(connect_name(r#"{"name":"a b"}"#).unwrap_err().contains("letters"));
+        assert!(connect_name("{").unwrap_err().contains("JSON"));
+    }
+
+    #[test]
+    fn room_frames_become_their_events() {
+        let notice = frames::notice("lobby", "join", "alice");
+        assert!(as_event(&notice.into()).starts_with(r#"42["presence",{"event":"join""#));
+        let message = frames::message("lobby", "alice", "hi");
+        assert!(as_event(&message.into()).starts_with(r#"42["message",{"from":"alice""#));
+    }
+}

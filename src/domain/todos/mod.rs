@@ -1,0 +1,172 @@
+//! Where todos live. Handlers see only [`TodoStore`]; the engine behind it is SQLite (every process
+//! of one host) or Redis (every host), chosen by `--todos-store`.
+
+mod redis;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value};
+
+use crate::config::{Config, StoreKind};
+use crate::infra::metrics::Metrics;
+use crate::infra::redis::RedisLink;
+
+pub use self::redis::RedisStore;
+pub use self::sqlite::SqliteStore;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Todo {
+    pub id: i64,
+    pub title: String,
+    pub completed: bool,
+    /// Milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+impl Todo {
+    /// A todo as created (and as its creation was answered): not completed, never updated.
+    fn fresh(id: i64, title: String, created_ms: i64) -> Todo {
+        Todo { id, title, completed: false, created_ms, updated_ms: created_ms }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "id": self.id,
+            "title": self.title,
+            "completed": self.completed,
+            "created_at": rfc3339(self.created_ms),
+            "updated_at": rfc3339(self.updated_ms),
+        })
+    }
+}
+
+/// What a PATCH changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    pub title: Option<String>,
+    pub completed: Option<bool>,
+}
+
+/// The `Idempotency-Key` of a creation: a retry with the same key gets the first creation's
+/// answer, never a second todo. Stores check and record it in the same atomic step as the insert,
+/// so a retry after an unanswered write (a 503 on a timeout) cannot make a duplicate.
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub String);
+
+/// How long keys are kept and how many at most (`--idempotency-retention`, `--idempotency-keys`):
+/// the oldest go first, so the storage stays bounded whatever clients send.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPolicy {
+    pub retention: Duration,
+    pub max_keys: u32,
+}
+
+impl KeyPolicy {
+    fn retention_ms(&self) -> i64 {
+        self.retention.as_millis().min(i64::MAX as u128) as i64
+    }
+}
+
+/// How many Redis replicas must confirm a write before it is answered, and how long to wait for
+/// them (`--todos-wait-replicas`, `--todos-wait-timeout`).
+#[derive(Debug, Clone, Copy)]
+pub struct Confirmations {
+    pub replicas: u32,
+    pub timeout: Duration,
+}
+
+/// What a creation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// A new todo.
+    New(Todo),
+    /// The key was seen before with the same title: the todo it created, as it was answered then.
+    Replayed(Todo),
+    /// The key was seen before with another title: nothing created.
+    KeyReused,
+}
+
+impl Created {
+    /// The answer to a key seen before: `first` (the todo as first created) if `title` is the
+    /// one it was created with.
+    fn again(first: Todo, title: &str) -> Created {
+        if first.title == title {
+            Created::Replayed(first)
+        } else {
+            Created::KeyReused
+        }
+    }
+}
+
+/// One page of todos, newest first, and how many there are in all.
+#[derive(Debug)]
+pub struct Page {
+    pub items: Vec<Todo>,
+    pub total: u64,
+}
+
+/// The store could not answer (file locked too long, Redis away): the request gets a 503, never a
+/// false 201.
+#[derive(Debug)]
+pub struct Unavailable(pub String);
+
+pub type Result<T> = std::result::Result<T, Unavailable>;
+
+/// The todo operations the handlers need. Futures are boxed so the trait can be a trait object.
+pub trait TodoStore: Send + Sync {
+    fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Page>>;
+    /// Returns once the new todo is durable. With a key seen before (and still remembered),
+    /// creates nothing and says what the key did.
+    fn create(&self, title: String, key: Option<IdempotencyKey>) -> BoxFuture<'_, Result<Created>>;
+    fn get(&self, id: i64) -> BoxFuture<'_, Result<Option<Todo>>>;
+    fn update(&self, id: i64, changes: Changes) -> BoxFuture<'_, Result<Option<Todo>>>;
+    /// Whether there was such a todo.
+    fn delete(&self, id: i64) -> BoxFuture<'_, Result<bool>>;
+    /// Whether the store answers at all (for /healthz).
+    fn check(&self) -> BoxFuture<'_, Result<()>>;
+    /// Whether the store's local part works (for the watchdog: a remote store being away is no
+    /// reason to restart this process).
+    fn check_local(&self) -> BoxFuture<'_, Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// For the start-up log line.
+    fn describe(&self) -> String;
+}
+
+/// Opens the store `--todos-store` names.
+pub fn open(
+    config: &Config,
+    redis: Option<&Arc<RedisLink>>,
+    metrics: &Metrics,
+) -> std::result::Result<Arc<dyn TodoStore>, String> {
+    let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
+    match (config.todos_store, redis) {
+        (StoreKind::Redis, Some(link)) => {
+            let confirmations =
+                Confirmations { replicas: config.todos_wait_replicas, timeout: config.todos_wait_timeout };
+            Ok(Arc::new(RedisStore::new(link.clone(), keys, confirmations)))
+        }
+        (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
+        (StoreKind::Sqlite, _) => {
+            let store =
+                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, keys, metrics.clone())
+                    .map_err(|error| {
+                        format!("cannot open the todo store in {}: {error}", config.data_dir().display())
+                    })?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+fn rfc3339(ms: i64) -> String {
+    let time = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}

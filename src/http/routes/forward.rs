@@ -1,0 +1,121 @@
+//! Cluster mode: a Socket.IO polling session lives in the worker that opened it, but the workers
+//! share one listening socket and the kernel hands each new connection to any of them, so the
+//! next GET or POST of a session (or the WebSocket it moves onto) often reaches another worker.
+//! The session id names its owner (`socketio::owner_of`); the worker that got the request passes
+//! it on, as it came, over the owner's unix socket (`socketio-<N>.sock` in the primary's private
+//! directory of the runtime directory), and answers with what the owner answered. A forwarded
+//! WebSocket upgrade becomes a byte pipe between the client's connection and the owner's.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use super::{error, socketio, Response};
+use crate::http::body::{BodyDeadline, RequestBody};
+use crate::http::connections::{http_builder, ConnectionContext, ConnectionSlot};
+use crate::http::state::AppState;
+use crate::process::cluster::NOTIFY_DIR_PREFIX;
+use crate::process::systemd;
+
+/// Where worker `worker` of this process's primary takes forwarded requests. The primary's
+/// directory is private to the instance (mode 0700) and goes away with it.
+fn socket_path(worker: u16) -> PathBuf {
+    let primary = std::os::unix::process::parent_id();
+    systemd::runtime_dir()
+        .join(format!("{NOTIFY_DIR_PREFIX}{primary}"))
+        .join(format!("socketio-{worker}.sock"))
+}
+
+/// Serves the requests the other workers pass on to this one (worker `worker`), for as long as
+/// the process lives. A worker that replaces this one (a reload) takes the path over.
+pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>) {
+    let path = socket_path(worker);
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(listener) => listener,
+        Err(error) => {
+            tracing::warn!(%error, path = %path.display(), "cannot take forwarded Socket.IO requests; \
+                           polling sessions of this worker reach it only directly");
+            return;
+        }
+    };
+    let http = http_builder(&app.config);
+    let deadline = BodyDeadline { timeout: app.config.body_timeout, min_rate: app.config.body_min_rate };
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accepting a forwarded Socket.IO request failed; pausing 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        // Counted where the client's own connection is, in the worker that forwarded it.
+        let context = ConnectionContext { stop: stop.clone(), open: ConnectionSlot::counted_elsewhere() };
+        let app = app.clone();
+        let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+            let mut req = req.map(|body| RequestBody::new(body, deadline));
+            req.extensions_mut().insert(context.clone());
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(socketio::forwarded(app, req).await) }
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "forwarded Socket.IO connection ended with an error");
+            }
+        });
+    }
+}
+
+/// Passes `req` on to worker `owner` and answers with its answer.
+pub async fn to_worker(owner: u16, mut req: Request<RequestBody>) -> Response {
+    let gone = |problem: String| {
+        tracing::debug!(owner, %problem, "forwarding a Socket.IO request failed");
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("the session's worker ({owner}) cannot be reached ({problem}): open a new session"),
+        )
+    };
+    let stream = match UnixStream::connect(socket_path(owner)).await {
+        Ok(stream) => stream,
+        Err(problem) => return gone(problem.to_string()),
+    };
+    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+        Ok(handshake) => handshake,
+        Err(problem) => return gone(problem.to_string()),
+    };
+    tokio::spawn(async move {
+        let _ = connection.with_upgrades().await;
+    });
+    let context = req.extensions().get::<ConnectionContext>().cloned();
+    let client_side = hyper::upgrade::on(&mut req);
+    let mut answer = match sender.send_request(req).await {
+        Ok(answer) => answer,
+        Err(problem) => return gone(problem.to_string()),
+    };
+    if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
+        let owner_side = hyper::upgrade::on(&mut answer);
+        tokio::spawn(async move {
+            // Holding the context keeps the client's connection counted while the pipe lasts.
+            let _context = context;
+            if let (Ok(client), Ok(owner)) = tokio::join!(client_side, owner_side) {
+                let _ =
+                    tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(owner)).await;
+            }
+        });
+    }
+    let (parts, body) = answer.into_parts();
+    match body.collect().await {
+        Ok(body) => Response::from_parts(parts, Full::new(body.to_bytes())),
+        Err(problem) => gone(problem.to_string()),
+    }
+}

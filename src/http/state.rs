@@ -1,0 +1,97 @@
+//! What every request handler of one process can see: its configuration, its place in the
+//! deployment, and the shared limits.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use crate::config::{Config, Mode};
+use crate::domain::chat::Hub;
+use crate::domain::todos::{self as store, TodoStore, Unavailable};
+use crate::infra::metrics::Metrics;
+use crate::infra::redis::RedisLink;
+use crate::process::listener::Source;
+
+/// How long a health check may wait for the store.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where this serving process stands in the deployment.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub mode: Mode,
+    /// Index among the cluster's workers; `None` in fork mode.
+    pub worker: Option<u16>,
+    /// Processes serving this socket: 1 in fork mode.
+    pub workers: u16,
+    pub instance: Option<String>,
+    pub local_addr: SocketAddr,
+    pub listener_source: Source,
+}
+
+pub struct AppState {
+    pub config: Config,
+    pub placement: Placement,
+    pub started: Instant,
+    /// One permit per /api/randoms computation allowed to run at once.
+    pub randoms_slots: Arc<Semaphore>,
+    /// This process's counters (in cluster mode, its block of the instance's shared ones).
+    pub metrics: Metrics,
+    pub todos: Arc<dyn TodoStore>,
+    pub chat: Hub,
+}
+
+impl AppState {
+    /// Opens the todo store and starts the chat relay; must run inside the serving runtime.
+    pub fn new(config: Config, placement: Placement) -> Result<Self, String> {
+        let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
+        let metrics = Metrics::from_env();
+        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
+        let todos = store::open(&config, redis.as_ref(), &metrics)?;
+        let chat = Hub::new(&config, redis);
+        Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
+    }
+
+    /// Whether this process can serve: what `/healthz` answers. It asks the todo store.
+    pub async fn health(&self) -> Result<(), String> {
+        within_timeout(self.todos.check()).await
+    }
+
+    /// Whether this process should keep running: what the watchdog pings on. Only local parts count,
+    /// since restarting cannot bring back a Redis that is away.
+    pub async fn liveness(&self) -> Result<(), String> {
+        within_timeout(self.todos.check_local()).await
+    }
+
+    /// The client's address: the peer's own, or the nearest untrusted hop of `X-Forwarded-For` when
+    /// the peer is a trusted proxy (so a client cannot forge its address by sending the header).
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let hops = forwarded_for.unwrap_or("").split(',').rev().map(str::trim);
+        let mut client = peer;
+        for hop in hops {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+async fn within_timeout(check: impl std::future::Future<Output = store::Result<()>>) -> Result<(), String> {
+    match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(Unavailable(problem))) => Err(problem),
+        Err(_) => Err(format!("the todo store did not answer within {HEALTH_TIMEOUT:?}")),
+    }
+}

@@ -1,0 +1,6 @@
+//! What every layer above uses and none owns: the metrics counters (shared between a cluster's
+//! processes), the link to Redis, and what /proc says about a process.
+
+pub mod metrics;
+pub mod procfs;
+pub mod redis;
