@@ -13,6 +13,9 @@ pub mod response;
 pub mod routes;
 pub mod state;
 
+#[cfg(test)]
+mod tests;
+
 use std::future::Future;
 use std::sync::Arc;
 
