@@ -109,7 +109,7 @@ async fn serve_http(stream: TcpStream, app: Arc<AppState>, http: http1::Builder,
             async move {
                 // Timed here, around the whole handler, so every route is measured the same way.
                 let timer = app.metrics.request_started();
-                let (route, mut response) = routes::handle(&app, &connection, req).await;
+                let (route, mut response) = routes::handle(app, connection, req).await;
                 timer.finish(route, response.status().as_u16());
                 // (Not on a 101: the connection goes on as a WebSocket, which the drain closes itself.)
                 if *draining.borrow() && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {

@@ -319,17 +319,22 @@ async fn the_router_answers_a_request_built_in_the_test() {
             .body(Full::new(Bytes::from_static(body.as_bytes())))
             .unwrap()
     };
-    let (_, created) =
-        routes::handle(&app, &connection, request(Method::POST, "/v1/todos", r#"{"title":"t"}"#)).await;
+    let (_, created) = routes::handle(
+        app.clone(),
+        connection.clone(),
+        request(Method::POST, "/v1/todos", r#"{"title":"t"}"#),
+    )
+    .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let (_, listed) =
-        routes::handle(&app, &connection, request(Method::GET, "/v1/todos?limit=%35", "")).await;
+        routes::handle(app.clone(), connection.clone(), request(Method::GET, "/v1/todos?limit=%35", ""))
+            .await;
     let listed: Value =
         serde_json::from_slice(&listed.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!((listed["limit"].clone(), listed["total"].clone()), (json!(5), json!(1)));
     let (_, huge) = routes::handle(
-        &app,
-        &connection,
+        app.clone(),
+        connection.clone(),
         Request::post("/v1/todos")
             .header("host", "h")
             .header("content-length", "999999999")

@@ -66,7 +66,7 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
         let service = service_fn(move |req: Request<hyper::body::Incoming>| {
             let req = req.map(|body| RequestBody::new(body, deadline));
             let (app, connection) = (app.clone(), connection.clone());
-            async move { Ok::<_, Infallible>(super::forwarded(&app, &connection, req).await) }
+            async move { Ok::<_, Infallible>(super::forwarded(app, connection, req).await) }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         tokio::spawn(async move {

@@ -75,10 +75,11 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
 }
 
 /// Answers a request, with the label it is counted under in `/metrics`: its route's, or
-/// `unmatched` (so unknown paths cannot add series). The path is routed once, here.
+/// `unmatched` (so unknown paths cannot add series). The path is routed once, here, and the
+/// request's [`Ctx`] made once, from what its connection gives.
 pub async fn handle<B: HandlerBody>(
-    app: &Arc<AppState>,
-    connection: &Connection,
+    app: Arc<AppState>,
+    connection: Connection,
     req: Request<B>,
 ) -> (RouteLabel, Response) {
     let routed = route(req.uri().path());
@@ -88,15 +89,15 @@ pub async fn handle<B: HandlerBody>(
 }
 
 async fn answer<B: HandlerBody>(
-    app: &Arc<AppState>,
-    connection: &Connection,
+    app: Arc<AppState>,
+    connection: Connection,
     req: Request<B>,
     routed: Option<(Route, &'static [Method])>,
 ) -> Answer {
     if let Some(problem) = host::problem(req.version(), req.headers()) {
         return Err(HttpError::BadRequest(problem.into()));
     }
-    refuse_declared_body(app, &req)?;
+    refuse_declared_body(&app, &req)?;
     let Some((route, methods)) = routed else {
         return Err(HttpError::NoRoute(req.uri().path().to_string()));
     };
@@ -105,7 +106,7 @@ async fn answer<B: HandlerBody>(
         return Err(HttpError::MethodNotAllowed { method, path, methods });
     }
     let query = Query::parse(req.uri().query())?;
-    let ctx = Ctx::new(app.clone(), connection.clone(), req.headers(), query);
+    let ctx = Ctx::new(app, connection, req.headers(), query);
     match route {
         Route::Page => page::get(&ctx, req).await,
         Route::Info => info::get(&ctx, req).await,
@@ -121,13 +122,13 @@ async fn answer<B: HandlerBody>(
 
 /// A Socket.IO request another worker passed on (see forward.rs): served here, whoever owns it.
 pub async fn forwarded<B: HandlerBody>(
-    app: &Arc<AppState>,
-    connection: &Connection,
+    app: Arc<AppState>,
+    connection: Connection,
     req: Request<B>,
 ) -> Response {
     let answer = async {
         let query = Query::parse(req.uri().query())?;
-        let ctx = Ctx::new(app.clone(), connection.clone(), req.headers(), query);
+        let ctx = Ctx::new(app, connection, req.headers(), query);
         socketio::forwarded(&ctx, req).await
     };
     answer.await.unwrap_or_else(HttpError::into_response)
