@@ -9,17 +9,16 @@ use std::time::Duration;
 use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::config::Config;
 use crate::http::body::{BodyDeadline, RequestBody};
 use crate::http::context::Connection;
 use crate::http::lingering::LingeringClose;
-use crate::http::routes;
 use crate::http::state::AppState;
+use crate::http::{http_builder, routes};
 
 /// Connections over the limit that may be answered at once; beyond it they are closed unanswered.
 const REFUSAL_SLOTS: usize = 64;
@@ -77,17 +76,6 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Recei
         Ok(_) => 0,
         Err(_) => max_connections as usize - open.available_permits(),
     }
-}
-
-pub(crate) fn http_builder(config: &Config) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .max_header_size(config.max_header_bytes as usize)
-        // The read buffer need not hold more than a head and some body.
-        .max_buf_size((config.max_header_bytes as usize + 8192).max(16 * 1024))
-        .keep_alive(config.keep_alive);
-    http
 }
 
 async fn serve_http(stream: TcpStream, app: Arc<AppState>, http: http1::Builder, connection: Connection) {

@@ -19,9 +19,12 @@ mod tests;
 use std::future::Future;
 use std::sync::Arc;
 
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::Config;
 use crate::http::state::AppState;
 
 /// Serves `listener` until `stop` resolves, then drains as a stopping process does (see
@@ -39,4 +42,18 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: impl Future<
     }
     let _ = stopping.send(true);
     serving.await
+}
+
+/// HTTP/1 as both accept loops speak it (the TCP one in `connections`, and a cluster worker's
+/// unix socket for forwarded Socket.IO requests in `routes::forward`): `--header-timeout`,
+/// `--max-header-bytes`, keep-alive.
+pub(crate) fn http_builder(config: &Config) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_timeout)
+        .max_header_size(config.max_header_bytes as usize)
+        // The read buffer need not hold more than a head and some body.
+        .max_buf_size((config.max_header_bytes as usize + 8192).max(16 * 1024))
+        .keep_alive(config.keep_alive);
+    http
 }

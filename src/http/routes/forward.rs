@@ -19,9 +19,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::http::body::{BodyDeadline, HandlerBody, RequestBody};
-use crate::http::connections::http_builder;
 use crate::http::context::{Connection, Ctx};
 use crate::http::error::HttpError;
+use crate::http::http_builder;
 use crate::http::response::{Answer, Response};
 use crate::http::state::AppState;
 use crate::process::cluster::NOTIFY_DIR_PREFIX;
