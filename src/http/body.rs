@@ -11,7 +11,6 @@
 //! unread body does not drain at once after the answer.)
 
 use std::error::Error;
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,6 +19,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use crate::http::error::HttpError;
 
 /// How long a request body may take: `timeout`, plus a second per `min_rate` bytes received
 /// (`min_rate` 0: no extension, the body must be in within `timeout`).
@@ -52,45 +53,46 @@ pub struct RequestBody {
 }
 
 /// The body did not arrive within its deadline.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request body was too slow: {received} bytes had arrived when its {allowed:?} ran out \
+     (--body-timeout, plus one second per --body-min-rate bytes)"
+)]
 pub struct BodyTimedOut {
     pub received: u64,
     pub allowed: Duration,
 }
 
-impl fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the request body was too slow: {} bytes had arrived when its {:?} ran out \
-             (--body-timeout, plus one second per --body-min-rate bytes)",
-            self.received, self.allowed
-        )
-    }
+/// What a boxed body error is; hyper's and `Limited`'s are this.
+pub type BoxError = Box<dyn Error + Send + Sync>;
+
+/// The request bodies a handler takes: [`RequestBody`] when serving, `Full<Bytes>` (or any other
+/// body of bytes) when a test calls the router or a handler directly.
+pub trait HandlerBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> HandlerBody for B
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
 }
 
-impl Error for BodyTimedOut {}
-
-/// The whole body of `req`, or the status and message refusing it: 413 when it is (or says it
-/// is) longer than `limit` bytes, 408 when it missed its deadline, 400 when it broke off.
-pub async fn collect_limited(
-    req: hyper::Request<RequestBody>,
-    limit: u64,
-) -> Result<Bytes, (hyper::StatusCode, String)> {
+/// The whole body of `req`, or why it is refused: 413 when it is (or says it is) longer than
+/// `limit` bytes, 408 when it missed its deadline, 400 when it broke off.
+pub async fn collect_limited<B: HandlerBody>(req: hyper::Request<B>, limit: u64) -> Result<Bytes, HttpError> {
     use http_body_util::{BodyExt, LengthLimitError, Limited};
-    use hyper::StatusCode;
-    let too_large =
-        || (StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than the limit of {limit} bytes"));
     let declared =
         req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
     if declared.is_some_and(|length: u64| length > limit) {
-        return Err(too_large());
+        return Err(HttpError::BodyTooLarge { limit });
     }
     match Limited::new(req.into_body(), limit as usize).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(cause) if cause.is::<LengthLimitError>() => Err(too_large()),
-        Err(cause) if cause.is::<BodyTimedOut>() => Err((StatusCode::REQUEST_TIMEOUT, cause.to_string())),
-        Err(cause) => Err((StatusCode::BAD_REQUEST, format!("could not read the body: {cause}"))),
+        Err(cause) if cause.is::<LengthLimitError>() => Err(HttpError::BodyTooLarge { limit }),
+        Err(cause) => match cause.downcast::<BodyTimedOut>() {
+            Ok(timed_out) => Err(HttpError::BodyTimedOut(*timed_out)),
+            Err(cause) => Err(HttpError::BadRequest(format!("could not read the body: {cause}"))),
+        },
     }
 }
 

@@ -9,16 +9,16 @@ use std::time::Duration;
 use hyper::header::{HeaderValue, CONNECTION};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::config::Config;
 use crate::http::body::{BodyDeadline, RequestBody};
+use crate::http::context::Connection;
 use crate::http::lingering::LingeringClose;
-use crate::http::routes;
 use crate::http::state::AppState;
+use crate::http::{http_builder, routes};
 
 /// Connections over the limit that may be answered at once; beyond it they are closed unanswered.
 const REFUSAL_SLOTS: usize = 64;
@@ -31,44 +31,8 @@ const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: appli
 retry-after: 1\r\nconnection: close\r\ncontent-length: 60\r\n\r\n\
 {\"error\":\"too many open connections to this process; retry\"}";
 
-/// Given to every request (as an extension) so a handler that takes the connection over (a
-/// WebSocket upgrade) sees the stop, and keeps the connection counted (`--max-connections`, the
-/// drain) for as long as it holds `open`.
-#[derive(Clone)]
-pub struct ConnectionContext {
-    pub stop: watch::Receiver<bool>,
-    /// The connection's slot: given back once the last holder (hyper's service, an upgraded
-    /// socket's task) is gone. So the connection's own task, sized for hyper's HTTP state
-    /// (1.4 KiB), ends as soon as hyper hands an upgraded connection over instead of waiting as
-    /// long as the WebSocket lives. With the control queue of src/chat/socket.rs, an idle chat
-    /// socket went from 16.5 KiB to 10.4 KiB (`cargo bench --bench capacity -- idle ws`).
-    pub open: ConnectionSlot,
-}
-
-/// A connection's place under `--max-connections`, shared by everyone serving it; the place is
-/// given back when the last clone is dropped.
-#[derive(Clone)]
-pub struct ConnectionSlot {
-    /// Held only to be dropped: the semaphore gets the place back then.
-    _permit: Option<Arc<OwnedSemaphorePermit>>,
-}
-
-impl ConnectionSlot {
-    fn counted(permit: OwnedSemaphorePermit) -> ConnectionSlot {
-        ConnectionSlot { _permit: Some(Arc::new(permit)) }
-    }
-
-    /// For a Socket.IO request another worker of the cluster passed on: the client's own
-    /// connection is counted (and drained) in the worker that accepted it.
-    pub fn counted_elsewhere() -> ConnectionSlot {
-        ConnectionSlot { _permit: None }
-    }
-}
-
-/// The address a connection was accepted on, in each request's extensions: a client connecting
-/// from that same address is this host itself (`app status` on an instance moved off loopback).
-#[derive(Clone, Copy)]
-pub struct LocalAddr(pub SocketAddr);
+/// Re-exported for `domain::chat`, which holds an upgraded socket's slot.
+pub use crate::http::context::ConnectionSlot;
 
 /// Serves `listener` until `stop` turns true, then drains: no new connection is accepted, every
 /// request already received (or owed by a connection accepted before the stop) is answered, idle
@@ -87,8 +51,10 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Recei
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => match open.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        let context = ConnectionContext { stop: stop.clone(), open: ConnectionSlot::counted(permit) };
-                        tokio::spawn(serve_http(stream, peer, app.clone(), http.clone(), context));
+                        let local = stream.local_addr().ok();
+                        let connection =
+                            Connection { peer, local, stop: stop.clone(), open: ConnectionSlot::counted(permit) };
+                        tokio::spawn(serve_http(stream, app.clone(), http.clone(), connection));
                     }
                     Err(_) => {
                         app.metrics.connection_refused();
@@ -112,27 +78,10 @@ pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Recei
     }
 }
 
-pub(crate) fn http_builder(config: &Config) -> http1::Builder {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(config.header_timeout)
-        .max_header_size(config.max_header_bytes as usize)
-        // The read buffer need not hold more than a head and some body.
-        .max_buf_size((config.max_header_bytes as usize + 8192).max(16 * 1024))
-        .keep_alive(config.keep_alive);
-    http
-}
-
-async fn serve_http(
-    stream: TcpStream,
-    peer: SocketAddr,
-    app: Arc<AppState>,
-    http: http1::Builder,
-    context: ConnectionContext,
-) {
+async fn serve_http(stream: TcpStream, app: Arc<AppState>, http: http1::Builder, connection: Connection) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().ok().map(LocalAddr);
-    let mut stop = context.stop.clone();
+    let peer = connection.peer;
+    let mut stop = connection.stop.clone();
     let drain_timeout = app.config.drain_timeout;
     let body_deadline = BodyDeadline { timeout: app.config.body_timeout, min_rate: app.config.body_min_rate };
     let requests = Arc::new(AtomicU64::new(0));
@@ -143,16 +92,12 @@ async fn serve_http(
             if requests.fetch_add(1, Ordering::Relaxed) == 0 {
                 first_request.notify_one();
             }
-            let mut req = req.map(|body| RequestBody::new(body, body_deadline));
-            req.extensions_mut().insert(context.clone());
-            if let Some(local) = local {
-                req.extensions_mut().insert(local);
-            }
-            let (app, draining) = (app.clone(), draining.clone());
+            let req = req.map(|body| RequestBody::new(body, body_deadline));
+            let (app, connection, draining) = (app.clone(), connection.clone(), draining.clone());
             async move {
                 // Timed here, around the whole handler, so every route is measured the same way.
                 let timer = app.metrics.request_started();
-                let (route, mut response) = routes::handle(app, req, peer).await;
+                let (route, mut response) = routes::handle(app, connection, req).await;
                 timer.finish(route, response.status().as_u16());
                 // (Not on a 101: the connection goes on as a WebSocket, which the drain closes itself.)
                 if *draining.borrow() && response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {

@@ -53,6 +53,19 @@ impl AppState {
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
 
+    /// One fork-mode process on `config` listening on `local_addr`, as in-process tests run it.
+    pub fn fork_mode(config: Config, local_addr: SocketAddr) -> Result<Self, String> {
+        let placement = Placement {
+            mode: Mode::Fork,
+            worker: None,
+            workers: 1,
+            instance: None,
+            local_addr,
+            listener_source: Source::Bound,
+        };
+        AppState::new(config, placement)
+    }
+
     /// Whether this process can serve: what `/healthz` answers. It asks the todo store.
     pub async fn health(&self) -> Result<(), String> {
         within_timeout(self.todos.check()).await

@@ -1,8 +1,6 @@
 //! `GET /ws?room=NAME&name=USER`: the WebSocket handshake of a chat socket. Names are checked before
 //! upgrading, so a bad one is a plain 400 the client can read.
 
-use std::sync::Arc;
-
 use hyper::header::{
     HeaderValue, CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
@@ -12,39 +10,35 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
-use super::query::Query;
-use super::{error, Body, Response};
 use crate::domain::chat;
-use crate::http::body::RequestBody;
-use crate::http::connections::ConnectionContext;
-use crate::http::state::AppState;
+use crate::http::context::{Connection, Ctx};
+use crate::http::error::{chat_refused, HttpError};
+use crate::http::response::{Answer, Body};
 
-pub fn upgrade(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> Response {
-    let names = chat::valid_name("room", query.get("room"))
-        .and_then(|room| Ok((room, chat::valid_name("name", query.get("name"))?)));
-    let (room, name) = match names {
-        Ok(names) => names,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
-    };
+pub async fn upgrade<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let room = chat::valid_name("room", ctx.query.get("room")).map_err(chat_refused)?;
+    let name = chat::valid_name("name", ctx.query.get("name")).map_err(chat_refused)?;
+    let app = ctx.app.clone();
     let max_message_bytes = app.chat.limits.max_message_bytes;
-    accept_websocket(req, max_message_bytes, move |ws, context| async move {
+    accept_websocket(ctx, req, max_message_bytes, move |ws, connection| async move {
         // Kept until the socket ends: the connection stays counted and the drain waits for it.
-        let ConnectionContext { stop, open } = context;
+        let Connection { stop, open, .. } = connection;
         chat::serve(app, ws, room, name, stop).await;
         drop(open);
     })
 }
 
 /// A WebSocket connection on `req`'s upgrade, served by `serve` once the 101 went out; else the
-/// 4xx that says what is missing. `serve` gets the connection's context, to watch the stop and
+/// 4xx that says what is missing. `serve` gets the request's connection, to watch the stop and
 /// keep the connection counted for as long as it holds `open`.
-pub fn accept_websocket<F, Served>(
-    mut req: Request<RequestBody>,
+pub fn accept_websocket<B, F, Served>(
+    ctx: &Ctx,
+    mut req: Request<B>,
     max_message_bytes: usize,
     serve: F,
-) -> Response
+) -> Answer
 where
-    F: FnOnce(chat::socketio::Ws, ConnectionContext) -> Served + Send + 'static,
+    F: FnOnce(chat::socketio::Ws, Connection) -> Served + Send + 'static,
     Served: std::future::Future<Output = ()> + Send,
 {
     let headers = req.headers();
@@ -56,31 +50,24 @@ where
             .any(|v| v.split(',').any(|part| part.trim().eq_ignore_ascii_case(token)))
     };
     if !has_token(UPGRADE, "websocket") || !has_token(CONNECTION, "upgrade") {
-        let mut response = error(
-            StatusCode::UPGRADE_REQUIRED,
-            "this is a WebSocket endpoint: send an Upgrade: websocket request",
-        );
-        response.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
-        return response;
+        return Err(HttpError::UpgradeRequired);
     }
     if headers.get(SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
-        return error(StatusCode::BAD_REQUEST, "only WebSocket version 13 is spoken");
+        return Err(HttpError::BadRequest("only WebSocket version 13 is spoken".into()));
     }
     let Some(key) = headers.get(SEC_WEBSOCKET_KEY) else {
-        return error(StatusCode::BAD_REQUEST, "Sec-WebSocket-Key is missing");
+        return Err(HttpError::BadRequest("Sec-WebSocket-Key is missing".into()));
     };
     let accept = derive_accept_key(key.as_bytes());
-    let Some(context) = req.extensions().get::<ConnectionContext>().cloned() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "this connection cannot be upgraded");
-    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let config = socket_config(max_message_bytes);
+    let connection = ctx.connection.clone();
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
                 let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                     .await;
-                serve(ws, context).await;
+                serve(ws, connection).await;
             }
             Err(problem) => tracing::debug!(%problem, "websocket upgrade failed"),
         }
@@ -93,7 +80,7 @@ where
     if let Ok(accept) = HeaderValue::from_str(&accept) {
         headers.insert(SEC_WEBSOCKET_ACCEPT, accept);
     }
-    response
+    Ok(response)
 }
 
 /// Small buffers, since most sockets are idle most of the time: a 256-byte read buffer (a bigger

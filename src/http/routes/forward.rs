@@ -18,9 +18,11 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use super::{error, socketio, Response};
-use crate::http::body::{BodyDeadline, RequestBody};
-use crate::http::connections::{http_builder, ConnectionContext, ConnectionSlot};
+use crate::http::body::{BodyDeadline, HandlerBody, RequestBody};
+use crate::http::context::{Connection, Ctx};
+use crate::http::error::HttpError;
+use crate::http::http_builder;
+use crate::http::response::{Answer, Response};
 use crate::http::state::AppState;
 use crate::process::cluster::NOTIFY_DIR_PREFIX;
 use crate::process::systemd;
@@ -59,13 +61,12 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
             }
         };
         // Counted where the client's own connection is, in the worker that forwarded it.
-        let context = ConnectionContext { stop: stop.clone(), open: ConnectionSlot::counted_elsewhere() };
+        let connection = Connection::forwarded(stop.clone());
         let app = app.clone();
         let service = service_fn(move |req: Request<hyper::body::Incoming>| {
-            let mut req = req.map(|body| RequestBody::new(body, deadline));
-            req.extensions_mut().insert(context.clone());
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(socketio::forwarded(app, req).await) }
+            let req = req.map(|body| RequestBody::new(body, deadline));
+            let (app, connection) = (app.clone(), connection.clone());
+            async move { Ok::<_, Infallible>(super::forwarded(app, connection, req).await) }
         });
         let connection = http.serve_connection(TokioIo::new(stream), service).with_upgrades();
         tokio::spawn(async move {
@@ -77,36 +78,29 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
 }
 
 /// Passes `req` on to worker `owner` and answers with its answer.
-pub async fn to_worker(owner: u16, mut req: Request<RequestBody>) -> Response {
+pub async fn to_worker<B: HandlerBody>(ctx: &Ctx, owner: u16, mut req: Request<B>) -> Answer {
     let gone = |problem: String| {
         tracing::debug!(owner, %problem, "forwarding a Socket.IO request failed");
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("the session's worker ({owner}) cannot be reached ({problem}): open a new session"),
-        )
+        HttpError::BadRequest(format!(
+            "the session's worker ({owner}) cannot be reached ({problem}): open a new session"
+        ))
     };
-    let stream = match UnixStream::connect(socket_path(owner)).await {
-        Ok(stream) => stream,
-        Err(problem) => return gone(problem.to_string()),
-    };
-    let (mut sender, connection) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
-        Ok(handshake) => handshake,
-        Err(problem) => return gone(problem.to_string()),
-    };
+    let stream =
+        UnixStream::connect(socket_path(owner)).await.map_err(|problem| gone(problem.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|problem| gone(problem.to_string()))?;
     tokio::spawn(async move {
         let _ = connection.with_upgrades().await;
     });
-    let context = req.extensions().get::<ConnectionContext>().cloned();
+    let slot = ctx.connection.open.clone();
     let client_side = hyper::upgrade::on(&mut req);
-    let mut answer = match sender.send_request(req).await {
-        Ok(answer) => answer,
-        Err(problem) => return gone(problem.to_string()),
-    };
+    let mut answer = sender.send_request(req).await.map_err(|problem| gone(problem.to_string()))?;
     if answer.status() == StatusCode::SWITCHING_PROTOCOLS {
         let owner_side = hyper::upgrade::on(&mut answer);
         tokio::spawn(async move {
-            // Holding the context keeps the client's connection counted while the pipe lasts.
-            let _context = context;
+            // Holding the slot keeps the client's connection counted while the pipe lasts.
+            let _slot = slot;
             if let (Ok(client), Ok(owner)) = tokio::join!(client_side, owner_side) {
                 let _ =
                     tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(owner)).await;
@@ -114,8 +108,6 @@ pub async fn to_worker(owner: u16, mut req: Request<RequestBody>) -> Response {
         });
     }
     let (parts, body) = answer.into_parts();
-    match body.collect().await {
-        Ok(body) => Response::from_parts(parts, Full::new(body.to_bytes())),
-        Err(problem) => gone(problem.to_string()),
-    }
+    let body = body.collect().await.map_err(|problem| gone(problem.to_string()))?;
+    Ok(Response::from_parts(parts, Full::new(body.to_bytes())))
 }

@@ -1,7 +1,6 @@
 //! `GET /info`: what this process is and where it runs (the seeds' info view), as JSON or, for a
 //! browser, as a small HTML page. Never the environment: it holds secrets.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -11,13 +10,12 @@ use hyper::{Request, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{with_type, Response};
-use crate::http::body::RequestBody;
+use crate::http::context::Ctx;
+use crate::http::response::{with_type, Answer};
 use crate::http::state::AppState;
 
-pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Response {
-    let client = super::client(app, req, peer);
-    let info = describe(app, &client.to_string());
+pub async fn get<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let info = describe(&ctx.app, &ctx.client.to_string());
     let mut response = if wants_html(req.headers().get(ACCEPT)) {
         let info = serde_json::from_str(&info).unwrap_or(Value::Null);
         with_type(StatusCode::OK, "text/html; charset=utf-8", html(&info))
@@ -27,7 +25,7 @@ pub fn get(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> Resp
     // Lets a load test through a proxy tell which process answered without parsing the body.
     static PID: OnceLock<HeaderValue> = OnceLock::new();
     response.headers_mut().insert("x-app-pid", PID.get_or_init(|| std::process::id().into()).clone());
-    response
+    Ok(response)
 }
 
 /// How long a reading of the resident size is shown before it is read again: /proc's statm is

@@ -1,4 +1,6 @@
-//! The router: which handler answers which method and path, and the JSON error shape they share.
+//! The router: which handler answers which method and path. Every handler has the one shape
+//! `async fn(&Ctx, Request<B>) -> Answer`, generic over the body, so the router and each handler
+//! can be called in a test with a `Full<Bytes>` body.
 
 mod chat;
 pub mod forward;
@@ -7,26 +9,22 @@ mod idempotency;
 mod info;
 mod metrics;
 mod page;
-mod query;
 mod randoms;
 mod socketio;
 mod todos;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::CONTENT_LENGTH;
 use hyper::{Method, Request, StatusCode};
 
-use crate::http::body::RequestBody;
+use crate::http::body::HandlerBody;
+use crate::http::context::{Connection, Ctx};
+use crate::http::error::{unhealthy, HttpError};
+use crate::http::query::Query;
+use crate::http::response::{json, Answer, Response};
 use crate::http::state::AppState;
 use crate::infra::metrics::RouteLabel;
-use query::Query;
-
-pub type Body = Full<Bytes>;
-pub type Response = hyper::Response<Body>;
 
 /// The resources the server answers, each with the methods it takes.
 enum Route {
@@ -36,8 +34,8 @@ enum Route {
     Metrics,
     Page,
     Todos,
-    /// One todo; the id as given in the path (checked by the handler: a bad one is a 404).
-    Todo(String),
+    /// One todo (the handler reads the id from the path: a bad one is a 404).
+    Todo,
     Chat,
     SocketIo,
 }
@@ -51,7 +49,7 @@ impl Route {
             Route::Randoms => RouteLabel::Randoms,
             Route::Metrics => RouteLabel::Metrics,
             Route::Page => RouteLabel::Root,
-            Route::Todos | Route::Todo(_) => RouteLabel::Todos,
+            Route::Todos | Route::Todo => RouteLabel::Todos,
             Route::Chat => RouteLabel::Ws,
             Route::SocketIo => RouteLabel::SocketIo,
         }
@@ -72,106 +70,82 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
         "/v1/todos" | "/v1/todos/" => Some((Route::Todos, COLLECTION)),
         "/ws" => Some((Route::Chat, &[Method::GET])),
         "/socket.io/" | "/socket.io" => Some((Route::SocketIo, &[Method::GET, Method::POST])),
-        _ => {
-            let id = path.strip_prefix("/v1/todos/").filter(|id| !id.is_empty() && !id.contains('/'))?;
-            Some((Route::Todo(id.to_string()), ITEM))
-        }
+        _ => todos::item_id(path).map(|_| (Route::Todo, ITEM)),
     }
 }
 
 /// Answers a request, with the label it is counted under in `/metrics`: its route's, or
-/// `unmatched` (so unknown paths cannot add series). The path is routed once, here.
-pub async fn handle(
+/// `unmatched` (so unknown paths cannot add series). The path is routed once, here, and the
+/// request's [`Ctx`] made once, from what its connection gives.
+pub async fn handle<B: HandlerBody>(
     app: Arc<AppState>,
-    req: Request<RequestBody>,
-    peer: SocketAddr,
+    connection: Connection,
+    req: Request<B>,
 ) -> (RouteLabel, Response) {
     let routed = route(req.uri().path());
     let label = routed.as_ref().map_or(RouteLabel::Unmatched, |(route, _)| route.label());
-    (label, answer(app, req, peer, routed).await)
+    let answer = answer(app, connection, req, routed).await;
+    (label, answer.unwrap_or_else(HttpError::into_response))
 }
 
-async fn answer(
+async fn answer<B: HandlerBody>(
     app: Arc<AppState>,
-    req: Request<RequestBody>,
-    peer: SocketAddr,
-    routed: Option<(Route, &[Method])>,
-) -> Response {
+    connection: Connection,
+    req: Request<B>,
+    routed: Option<(Route, &'static [Method])>,
+) -> Answer {
     if let Some(problem) = host::problem(req.version(), req.headers()) {
-        return error(StatusCode::BAD_REQUEST, problem);
+        return Err(HttpError::BadRequest(problem.into()));
     }
-    if let Some(too_large) = refuse_declared_body(&app, &req) {
-        return too_large;
-    }
+    refuse_declared_body(&app, &req)?;
     let Some((route, methods)) = routed else {
-        return error(StatusCode::NOT_FOUND, &format!("no route for {}", req.uri().path()));
+        return Err(HttpError::NoRoute(req.uri().path().to_string()));
     };
     if !methods.contains(req.method()) {
-        return method_not_allowed(&req, methods);
+        let (method, path) = (req.method().clone(), req.uri().path().to_string());
+        return Err(HttpError::MethodNotAllowed { method, path, methods });
     }
-    let query = match Query::parse(req.uri().query()) {
-        Ok(query) => query,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
-    };
+    let query = Query::parse(req.uri().query())?;
+    let ctx = Ctx::new(app, connection, req.headers(), query);
     match route {
-        Route::Page => page::get(&app, &client(&app, &req, peer).to_string()),
-        Route::Info => info::get(&app, &req, peer),
-        Route::Health => match app.health().await {
-            Ok(()) => json(StatusCode::OK, r#"{"status":"ok"}"#.into()),
-            Err(problem) => error(StatusCode::SERVICE_UNAVAILABLE, &problem),
-        },
-        Route::Randoms => randoms::get(&app, &query).await,
-        Route::Metrics => metrics::get(&app, &req, peer),
-        Route::Todos => todos::collection(&app, req, &query).await,
-        Route::Todo(id) => todos::item(&app, req, &id).await,
-        Route::Chat => chat::upgrade(app, req, &query),
-        Route::SocketIo => socketio::handle(app, req, &query).await,
+        Route::Page => page::get(&ctx, req).await,
+        Route::Info => info::get(&ctx, req).await,
+        Route::Health => health(&ctx, req).await,
+        Route::Randoms => randoms::get(&ctx, req).await,
+        Route::Metrics => metrics::get(&ctx, req).await,
+        Route::Todos => todos::collection(&ctx, req).await,
+        Route::Todo => todos::item(&ctx, req).await,
+        Route::Chat => chat::upgrade(&ctx, req).await,
+        Route::SocketIo => socketio::handle(&ctx, req).await,
     }
 }
 
-/// The client's address: the peer, or whom a trusted proxy's X-Forwarded-For names.
-fn client(app: &AppState, req: &Request<RequestBody>, peer: SocketAddr) -> std::net::IpAddr {
-    let forwarded_for = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-    app.client_ip(peer.ip(), forwarded_for)
+/// A Socket.IO request another worker passed on (see forward.rs): served here, whoever owns it.
+pub async fn forwarded<B: HandlerBody>(
+    app: Arc<AppState>,
+    connection: Connection,
+    req: Request<B>,
+) -> Response {
+    let answer = async {
+        let query = Query::parse(req.uri().query())?;
+        let ctx = Ctx::new(app, connection, req.headers(), query);
+        socketio::forwarded(&ctx, req).await
+    };
+    answer.await.unwrap_or_else(HttpError::into_response)
+}
+
+/// `GET /healthz`: whether this process can serve (see [`AppState::health`]).
+async fn health<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+    ctx.app.health().await.map_err(unhealthy)?;
+    Ok(json(StatusCode::OK, r#"{"status":"ok"}"#.into()))
 }
 
 /// 413 before reading anything when the declared body is above `--max-body-bytes`.
-fn refuse_declared_body(app: &AppState, req: &Request<RequestBody>) -> Option<Response> {
-    let declared: u64 = req.headers().get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
+fn refuse_declared_body<B>(app: &AppState, req: &Request<B>) -> Result<(), HttpError> {
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let limit = app.config.max_body_bytes;
-    (declared > limit).then(|| {
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body of {declared} bytes is larger than the limit of {limit} bytes"),
-        )
-    })
-}
-
-/// 405 with `Allow` naming the methods the route answers.
-fn method_not_allowed(req: &Request<RequestBody>, methods: &[Method]) -> Response {
-    let allowed = methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
-    let mut response = error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        &format!("method {} is not allowed on {}; use {allowed}", req.method(), req.uri().path()),
-    );
-    if let Ok(value) = HeaderValue::from_str(&allowed) {
-        response.headers_mut().insert(ALLOW, value);
+    match declared {
+        Some(declared) if declared > limit => Err(HttpError::DeclaredBodyTooLarge { declared, limit }),
+        _ => Ok(()),
     }
-    response
-}
-
-pub fn json(status: StatusCode, body: String) -> Response {
-    with_type(status, "application/json", body)
-}
-
-pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response
-}
-
-/// Every error the server answers: `{"error": "..."}` with its status.
-pub fn error(status: StatusCode, message: &str) -> Response {
-    json(status, serde_json::json!({ "error": message }).to_string())
 }

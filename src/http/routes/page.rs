@@ -1,16 +1,16 @@
 //! `GET /`: the page for people: this process's info and a chat room client, one HTML file built
 //! into the binary. The info is put in the page by the process that serves it.
 
-use hyper::StatusCode;
+use hyper::{Request, StatusCode};
 
-use super::{with_type, Response};
-use crate::http::state::AppState;
+use crate::http::context::Ctx;
+use crate::http::response::{with_type, Answer};
 
 const PAGE: &str = include_str!("page.html");
 
-pub fn get(app: &AppState, client: &str) -> Response {
-    let info = super::info::describe(app, client);
+pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+    let info = super::info::describe(&ctx.app, &ctx.client.to_string());
     // `<` escaped so no value can close the script element holding it.
-    let embedded = info.to_string().replace('<', "\\u003c");
-    with_type(StatusCode::OK, "text/html; charset=utf-8", PAGE.replace("{{INFO_JSON}}", &embedded))
+    let embedded = info.replace('<', "\\u003c");
+    Ok(with_type(StatusCode::OK, "text/html; charset=utf-8", PAGE.replace("{{INFO_JSON}}", &embedded)))
 }

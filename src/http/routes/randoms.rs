@@ -4,13 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use hyper::header::{HeaderValue, RETRY_AFTER};
-use hyper::StatusCode;
+use hyper::{Request, StatusCode};
 
-use super::query::Query;
-use super::{error, json, Response};
 use crate::domain::randoms;
-use crate::http::state::AppState;
+use crate::http::context::Ctx;
+use crate::http::error::HttpError;
+use crate::http::response::{json, Answer};
 
 /// The seeds' default when `cant` is not given.
 const DEFAULT_CANT: u64 = 100_000_000;
@@ -22,22 +21,15 @@ const DEFAULT_CANT: u64 = 100_000_000;
 /// to 12.7x the Node stack in bench/run.sh.)
 const ON_THE_EVENT_LOOP: u64 = 1 << 17;
 
-pub async fn get(app: &AppState, query: &Query) -> Response {
-    let cant = match parse_cant(query.get("cant"), app.config.randoms_max) {
-        Ok(cant) => cant,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-    };
+pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+    let app = &ctx.app;
+    let cant = parse_cant(ctx.query.get("cant"), app.config.randoms_max).map_err(HttpError::BadRequest)?;
     let free_slot = app.randoms_slots.clone().acquire_owned();
     let Ok(Ok(slot)) = tokio::time::timeout(app.config.randoms_wait, free_slot).await else {
-        let mut busy = error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "{} randoms computations are already running in this process and none ended within {:?}; retry later",
-                app.config.randoms_concurrency, app.config.randoms_wait
-            ),
-        );
-        busy.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        return busy;
+        return Err(HttpError::RetrySoon(format!(
+            "{} randoms computations are already running in this process and none ended within {:?}; retry later",
+            app.config.randoms_concurrency, app.config.randoms_wait
+        )));
     };
 
     let drawn = if cant <= ON_THE_EVENT_LOOP {
@@ -56,13 +48,9 @@ pub async fn get(app: &AppState, query: &Query) -> Response {
         .ok()
         .flatten()
     };
-    match drawn {
-        Some(body) => {
-            app.metrics.randoms_computed(cant);
-            json(StatusCode::OK, body)
-        }
-        None => error(StatusCode::INTERNAL_SERVER_ERROR, "the computation was interrupted"),
-    }
+    let body = drawn.ok_or(HttpError::Internal("the computation was interrupted"))?;
+    app.metrics.randoms_computed(cant);
+    Ok(json(StatusCode::OK, body))
 }
 
 /// The answer's body, or `None` if `cancelled` was set before the end.
@@ -97,6 +85,7 @@ fn parse_cant(given: Option<&str>, max: u64) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::query::Query;
 
     fn parse_query(raw: Option<&str>, max: u64) -> Result<u64, String> {
         parse_cant(Query::parse(raw).unwrap().get("cant"), max)

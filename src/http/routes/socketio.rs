@@ -3,19 +3,17 @@
 //! open packet); with `sid`, GETs long-poll, POSTs bring packets, and a WebSocket GET moves the
 //! session onto a WebSocket. Malformed requests get a 400 with the JSON error of every route.
 
-use std::sync::Arc;
-
 use hyper::{Method, Request, StatusCode};
 use tokio::sync::{mpsc, oneshot};
 
 use super::chat::accept_websocket;
 use super::forward;
-use super::query::Query;
-use super::{error, with_type, Response};
 use crate::domain::chat::socketio::{self, Request as SessionRequest, WsLink};
-use crate::http::body::{collect_limited, RequestBody};
-use crate::http::connections::ConnectionContext;
-use crate::http::state::AppState;
+use crate::http::body::{collect_limited, HandlerBody};
+use crate::http::context::{Connection, Ctx};
+use crate::http::error::{chat_refused, HttpError};
+use crate::http::query::Query;
+use crate::http::response::{with_type, Answer};
 
 const PAYLOAD_TYPE: &str = "text/plain; charset=UTF-8";
 
@@ -27,129 +25,113 @@ struct Params<'a> {
 
 impl<'a> Params<'a> {
     /// The parameters, or why the request is a 400.
-    fn parse(query: &'a Query) -> Result<Params<'a>, &'static str> {
+    fn parse(query: &'a Query) -> Result<Params<'a>, HttpError> {
+        let refused = |problem: &str| Err(HttpError::BadRequest(problem.into()));
         if query.get("EIO") != Some("4") {
-            return Err("only Engine.IO 4 is spoken (EIO=4: socket.io-client 3 or 4)");
+            return refused("only Engine.IO 4 is spoken (EIO=4: socket.io-client 3 or 4)");
         }
         let websocket = match query.get("transport") {
             Some("polling") => false,
             Some("websocket") => true,
-            _ => return Err("transport must be polling or websocket"),
+            _ => return refused("transport must be polling or websocket"),
         };
         Ok(Params { websocket, sid: query.get("sid") })
     }
 }
 
-pub async fn handle(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> Response {
-    let params = match Params::parse(query) {
-        Ok(params) => params,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
-    };
+pub async fn handle<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let params = Params::parse(&ctx.query)?;
     // A cluster's workers share one socket, so a session's requests land on any of them: each
     // goes on to the worker that owns the session.
     let owner = params.sid.and_then(socketio::owner_of);
-    if let (Some(owner), Some(me)) = (owner, app.placement.worker) {
+    if let (Some(owner), Some(me)) = (owner, ctx.app.placement.worker) {
         if owner != me {
-            return forward::to_worker(owner, req).await;
+            return forward::to_worker(ctx, owner, req).await;
         }
     }
-    local(app, req, params).await
+    local(ctx, req, params).await
 }
 
 /// A request another worker passed on (see forward.rs): served here, whoever the owner.
-pub async fn forwarded(app: Arc<AppState>, req: Request<RequestBody>) -> Response {
-    let query = match Query::parse(req.uri().query()) {
-        Ok(query) => query,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
-    };
-    match Params::parse(&query) {
-        Ok(params) => local(app, req, params).await,
-        Err(problem) => error(StatusCode::BAD_REQUEST, problem),
-    }
+pub async fn forwarded<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+    local(ctx, req, Params::parse(&ctx.query)?).await
 }
 
-async fn local(app: Arc<AppState>, req: Request<RequestBody>, params: Params<'_>) -> Response {
+async fn local<B: HandlerBody>(ctx: &Ctx, req: Request<B>, params: Params<'_>) -> Answer {
     let Params { websocket, sid } = params;
     let Some(sid) = sid else {
         return match (websocket, req.method()) {
-            (true, &Method::GET) => open_websocket(app, req),
-            (false, &Method::GET) => open_polling(&app, &req),
-            _ => error(StatusCode::BAD_REQUEST, "a POST needs its session's id (sid)"),
+            (true, &Method::GET) => open_websocket(ctx, req),
+            (false, &Method::GET) => open_polling(ctx),
+            _ => Err(HttpError::BadRequest("a POST needs its session's id (sid)".into())),
         };
     };
-    let Some(session) = app.chat.sessions.get(sid) else {
-        return error(StatusCode::BAD_REQUEST, "unknown session id (sid): open a new session");
+    let Some(session) = ctx.app.chat.sessions.get(sid) else {
+        return Err(HttpError::BadRequest("unknown session id (sid): open a new session".into()));
     };
     match (websocket, req.method()) {
-        (true, &Method::GET) => upgrade(app, req, session),
+        (true, &Method::GET) => upgrade(ctx, req, session),
         (false, &Method::GET) => poll(session).await,
-        (false, &Method::POST) => post(&app, req, session).await,
-        _ => error(StatusCode::BAD_REQUEST, "a WebSocket is opened with a GET"),
+        (false, &Method::POST) => post(ctx, req, session).await,
+        _ => Err(HttpError::BadRequest("a WebSocket is opened with a GET".into())),
     }
 }
 
-fn open_websocket(app: Arc<AppState>, req: Request<RequestBody>) -> Response {
+fn open_websocket<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let app = ctx.app.clone();
     let max_message_bytes = app.chat.limits.max_message_bytes;
-    accept_websocket(req, max_message_bytes, move |ws, ConnectionContext { stop, open }| {
+    accept_websocket(ctx, req, max_message_bytes, move |ws, Connection { stop, open, .. }| {
         let sid = socketio::new_sid(app.placement.worker);
         socketio::serve_websocket(app, WsLink { ws, open }, sid, stop)
     })
 }
 
 /// The long-polling handshake: a new session, answered with its open packet.
-fn open_polling(app: &Arc<AppState>, req: &Request<RequestBody>) -> Response {
+fn open_polling(ctx: &Ctx) -> Answer {
+    let app = &ctx.app;
     // Polling sessions hold no connection between requests; they count against the same limit.
     if app.chat.sessions.count() >= app.config.max_connections as usize {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "too many Socket.IO sessions open in this process; retry",
-        );
+        return Err(HttpError::Unavailable("too many Socket.IO sessions open in this process; retry".into()));
     }
-    let Some(ConnectionContext { stop, .. }) = req.extensions().get::<ConnectionContext>().cloned() else {
-        return error(StatusCode::INTERNAL_SERVER_ERROR, "no connection context");
-    };
     let (sid, requests) = app.chat.sessions.open(app.placement.worker);
     let open = socketio::open_packet(&sid, &["websocket"], &app.chat.limits);
-    tokio::spawn(socketio::serve_polling(app.clone(), requests, sid, stop));
-    with_type(StatusCode::OK, PAYLOAD_TYPE, open)
+    tokio::spawn(socketio::serve_polling(app.clone(), requests, sid, ctx.connection.stop.clone()));
+    Ok(with_type(StatusCode::OK, PAYLOAD_TYPE, open))
 }
 
-async fn poll(session: mpsc::Sender<SessionRequest>) -> Response {
+async fn poll(session: mpsc::Sender<SessionRequest>) -> Answer {
     let (answer, answered) = oneshot::channel();
     if session.send(SessionRequest::Poll(answer)).await.is_err() {
-        return gone();
+        return Err(gone());
     }
     match answered.await {
-        Ok(Ok(payload)) => with_type(StatusCode::OK, PAYLOAD_TYPE, payload),
-        Ok(Err(problem)) => error(StatusCode::BAD_REQUEST, &problem),
-        Err(_) => gone(),
+        Ok(Ok(payload)) => Ok(with_type(StatusCode::OK, PAYLOAD_TYPE, payload)),
+        Ok(Err(problem)) => Err(chat_refused(problem)),
+        Err(_) => Err(gone()),
     }
 }
 
-async fn post(app: &AppState, req: Request<RequestBody>, session: mpsc::Sender<SessionRequest>) -> Response {
-    let limit = socketio::max_payload(&app.chat.limits) as u64;
-    let body = match collect_limited(req, limit).await {
-        Ok(body) => body,
-        Err((status, problem)) => return error(status, &problem),
-    };
+async fn post<B: HandlerBody>(ctx: &Ctx, req: Request<B>, session: mpsc::Sender<SessionRequest>) -> Answer {
+    let limit = socketio::max_payload(&ctx.app.chat.limits) as u64;
+    let body = collect_limited(req, limit).await?;
     let Ok(payload) = String::from_utf8(body.to_vec()) else {
-        return error(StatusCode::BAD_REQUEST, "the payload is not UTF-8 text");
+        return Err(HttpError::BadRequest("the payload is not UTF-8 text".into()));
     };
     let (answer, answered) = oneshot::channel();
     if session.send(SessionRequest::Post(payload, answer)).await.is_err() || answered.await.is_err() {
-        return gone();
+        return Err(gone());
     }
-    with_type(StatusCode::OK, "text/html", "ok".into())
+    Ok(with_type(StatusCode::OK, "text/html", "ok".into()))
 }
 
 /// The WebSocket a polling session moves onto, handed to the session (which runs the probe).
-fn upgrade(app: Arc<AppState>, req: Request<RequestBody>, session: mpsc::Sender<SessionRequest>) -> Response {
-    let max_message_bytes = app.chat.limits.max_message_bytes;
-    accept_websocket(req, max_message_bytes, move |ws, ConnectionContext { open, .. }| async move {
+fn upgrade<B>(ctx: &Ctx, req: Request<B>, session: mpsc::Sender<SessionRequest>) -> Answer {
+    let max_message_bytes = ctx.app.chat.limits.max_message_bytes;
+    accept_websocket(ctx, req, max_message_bytes, move |ws, Connection { open, .. }| async move {
         let _ = session.send(SessionRequest::Upgrade(Box::new(WsLink { ws, open }))).await;
     })
 }
 
-fn gone() -> Response {
-    error(StatusCode::BAD_REQUEST, "the session is closed: open a new one")
+fn gone() -> HttpError {
+    HttpError::BadRequest("the session is closed: open a new one".into())
 }

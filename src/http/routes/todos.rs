@@ -1,20 +1,24 @@
 //! `/v1/todos`: the seeds' todo API, kept in the shared store so every process and host sees the
 //! same list. Bodies are small JSON objects, checked strictly: a client learns exactly what is wrong.
 
-use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, LOCATION};
+use hyper::header::{HeaderValue, CONTENT_TYPE, LOCATION};
 use hyper::{Method, Request, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::query::Query;
-use super::{error, idempotency, json, Response};
-use crate::domain::todos::{Changes, Created, Unavailable};
-use crate::http::body::{collect_limited, RequestBody};
-use crate::http::state::AppState;
+use super::idempotency;
+use crate::domain::todos::{Changes, Created};
+use crate::http::body::{collect_limited, HandlerBody};
+use crate::http::context::Ctx;
+use crate::http::error::HttpError;
+use crate::http::query::Query;
+use crate::http::response::{empty, json, Answer};
 
 /// Longest title, in characters, after trimming.
 pub const MAX_TITLE_CHARS: usize = 200;
+
+const ITEM_PREFIX: &str = "/v1/todos/";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,124 +33,102 @@ struct Patch {
     completed: Option<bool>,
 }
 
+/// The id in a todo's path (`/v1/todos/{id}`) as given, if the path is one; the router and the
+/// handler both read it here.
+pub fn item_id(path: &str) -> Option<&str> {
+    path.strip_prefix(ITEM_PREFIX).filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// `GET`/`POST /v1/todos`.
-pub async fn collection(app: &AppState, req: Request<RequestBody>, query: &Query) -> Response {
+pub async fn collection<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
     if req.method() == Method::POST {
-        return create(app, req).await;
+        return create(ctx, req).await;
     }
-    let (limit, offset) = match page(query, app.config.todos_max_limit) {
-        Ok(page) => page,
-        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
-    };
-    match app.todos.list(limit, offset).await {
-        Ok(page) => {
-            let items: Vec<_> = page.items.iter().map(|todo| todo.to_json()).collect();
-            let body = json!({ "items": items, "total": page.total, "limit": limit, "offset": offset });
-            json(StatusCode::OK, body.to_string())
-        }
-        Err(problem) => unavailable(problem),
-    }
+    let (limit, offset) = page(&ctx.query, ctx.app.config.todos_max_limit).map_err(HttpError::BadRequest)?;
+    let page = ctx.app.todos.list(limit, offset).await?;
+    let items: Vec<_> = page.items.iter().map(|todo| todo.to_json()).collect();
+    let body = json!({ "items": items, "total": page.total, "limit": limit, "offset": offset });
+    Ok(json(StatusCode::OK, body.to_string()))
 }
 
 /// `GET`/`PATCH`/`DELETE /v1/todos/{id}`.
-pub async fn item(app: &AppState, req: Request<RequestBody>, id: &str) -> Response {
-    let Some(id) = canonical_id(id) else {
-        return not_found(id);
-    };
-    let outcome = match *req.method() {
-        Method::PATCH => match read_json::<Patch>(app, req).await.and_then(changes) {
-            Ok(changes) => app.todos.update(id, changes).await,
-            Err(refusal) => return refusal.into_response(),
-        },
+pub async fn item<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let given = item_id(req.uri().path()).unwrap_or_default();
+    let id = canonical_id(given).ok_or_else(|| HttpError::NoTodo(given.to_string()))?;
+    let store = &ctx.app.todos;
+    let found = match *req.method() {
+        Method::PATCH => {
+            let changes = changes(read_json::<Patch, B>(ctx, req).await?)?;
+            store.update(id, changes).await?
+        }
         Method::DELETE => {
-            return match app.todos.delete(id).await {
-                Ok(true) => empty(StatusCode::NO_CONTENT),
-                Ok(false) => not_found(&id.to_string()),
-                Err(problem) => unavailable(problem),
+            return match store.delete(id).await? {
+                true => Ok(empty(StatusCode::NO_CONTENT)),
+                false => Err(HttpError::NoTodo(id.to_string())),
             }
         }
-        _ => app.todos.get(id).await,
+        _ => store.get(id).await?,
     };
-    match outcome {
-        Ok(Some(todo)) => json(StatusCode::OK, todo.to_json().to_string()),
-        Ok(None) => not_found(&id.to_string()),
-        Err(problem) => unavailable(problem),
-    }
+    let todo = found.ok_or_else(|| HttpError::NoTodo(id.to_string()))?;
+    Ok(json(StatusCode::OK, todo.to_json().to_string()))
 }
 
-async fn create(app: &AppState, req: Request<RequestBody>) -> Response {
-    let key = match idempotency::key(req.headers()) {
-        Ok(key) => key,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
-    };
-    let title = match read_json::<New>(app, req).await.and_then(|new| valid_title(&new.title)) {
-        Ok(title) => title,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match app.todos.create(title, key).await {
+async fn create<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let key = idempotency::key(req.headers()).map_err(HttpError::BadRequest)?;
+    let new = read_json::<New, B>(ctx, req).await?;
+    let title = valid_title(&new.title)?;
+    match ctx.app.todos.create(title, key).await? {
         // A replay is the first answer again, byte for byte but the date.
-        Ok(Created::New(todo) | Created::Replayed(todo)) => {
+        Created::New(todo) | Created::Replayed(todo) => {
             let mut response = json(StatusCode::CREATED, todo.to_json().to_string());
-            if let Ok(location) = HeaderValue::from_str(&format!("/v1/todos/{}", todo.id)) {
+            if let Ok(location) = HeaderValue::from_str(&format!("{ITEM_PREFIX}{}", todo.id)) {
                 response.headers_mut().insert(LOCATION, location);
             }
-            response
+            Ok(response)
         }
-        Ok(Created::KeyReused) => error(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        Created::KeyReused => Err(HttpError::Unprocessable(
             "this Idempotency-Key was used for a request with another title; use a new key for a new todo",
-        ),
-        Err(problem) => unavailable(problem),
+        )),
     }
 }
 
-fn changes(patch: Patch) -> Result<Changes, Refusal> {
+fn changes(patch: Patch) -> Result<Changes, HttpError> {
     if patch.title.is_none() && patch.completed.is_none() {
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "nothing to change: give `title` and/or `completed`".into(),
-        ));
+        return Err(HttpError::BadRequest("nothing to change: give `title` and/or `completed`".into()));
     }
     let title = patch.title.as_deref().map(valid_title).transpose()?;
     Ok(Changes { title, completed: patch.completed })
 }
 
 /// The title trimmed, if it has 1 to MAX_TITLE_CHARS characters.
-fn valid_title(title: &str) -> Result<String, Refusal> {
+fn valid_title(title: &str) -> Result<String, HttpError> {
     let title = title.trim();
     let chars = title.chars().count();
     if chars == 0 {
-        return Err(Refusal(StatusCode::BAD_REQUEST, "title must not be empty".into()));
+        return Err(HttpError::BadRequest("title must not be empty".into()));
     }
     if chars > MAX_TITLE_CHARS {
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            format!("title must be at most {MAX_TITLE_CHARS} characters, not {chars}"),
-        ));
+        return Err(HttpError::BadRequest(format!(
+            "title must be at most {MAX_TITLE_CHARS} characters, not {chars}"
+        )));
     }
     Ok(title.to_string())
 }
 
 /// The body as `T`: JSON by content type (415), at most `--todos-max-body-bytes` (413), well formed
 /// (400 with line and column), with the fields `T` takes and no other (400).
-async fn read_json<T: DeserializeOwned>(app: &AppState, req: Request<RequestBody>) -> Result<T, Refusal> {
+async fn read_json<T: DeserializeOwned, B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Result<T, HttpError> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !is_json(content_type) {
         let given = if content_type.is_empty() { "none".to_string() } else { format!("`{content_type}`") };
-        return Err(Refusal(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("the body must be JSON (content-type: application/json), not {given}"),
-        ));
+        return Err(HttpError::NotJson { given });
     }
-    let body = collect_limited(req, app.config.todos_max_body_bytes)
-        .await
-        .map_err(|(status, message)| Refusal(status, message))?;
+    let body = collect_limited(req, ctx.app.config.todos_max_body_bytes).await?;
     serde_json::from_slice(&body).map_err(|problem| {
-        let message = match problem.classify() {
+        HttpError::BadRequest(match problem.classify() {
             serde_json::error::Category::Data => format!("invalid todo: {problem}"),
             _ => format!("malformed JSON: {problem}"),
-        };
-        Refusal(StatusCode::BAD_REQUEST, message)
+        })
     })
 }
 
@@ -177,36 +159,6 @@ fn page(query: &Query, max: u32) -> Result<(u32, u64), String> {
 fn canonical_id(text: &str) -> Option<i64> {
     let canonical = !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
     canonical.then(|| text.parse().ok()).flatten()
-}
-
-/// A request refused before it reaches the store.
-struct Refusal(StatusCode, String);
-
-impl Refusal {
-    fn into_response(self) -> Response {
-        let mut response = error(self.0, &self.1);
-        if self.0 == StatusCode::REQUEST_TIMEOUT {
-            // The rest of the body may still be coming: the connection cannot carry another request.
-            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
-        }
-        response
-    }
-}
-
-fn not_found(id: &str) -> Response {
-    error(StatusCode::NOT_FOUND, &format!("no todo with id `{id}`"))
-}
-
-fn unavailable(Unavailable(problem): Unavailable) -> Response {
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, &problem);
-    response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-fn empty(status: StatusCode) -> Response {
-    let mut response = hyper::Response::new(super::Body::default());
-    *response.status_mut() = status;
-    response
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! pairs (`+` is a space, `%XX` a byte), each name and value decoded strictly to UTF-8. A value
 //! that does not decode is refused with a 400 naming its parameter, never read as absent (which
 //! would silently give the default, e.g. 1e8 random draws for `cant=%FF`).
+//!
+//! Decoded with `percent_encoding` (of the servo/url project, as `form_urlencoded` is), not with
+//! `form_urlencoded::parse` or `serde_urlencoded`: both decode lossily (`%FF` becomes U+FFFD), so
+//! `cant=%FF` would be refused as "not a whole number" and `/info?x=%FF` answered as if it were
+//! fine, where this parser names the parameter that is not UTF-8.
 
 use std::borrow::Cow;
 
@@ -12,26 +17,33 @@ use percent_encoding::percent_decode;
 pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    /// Every pair of `raw` decoded, or a message naming the first parameter that does not decode.
+    /// Every pair of `raw` decoded, or the first parameter that does not decode.
     /// An incomplete escape (`%2`) stays as written, as browsers and `url` leave it.
-    pub fn parse(raw: Option<&str>) -> Result<Query, String> {
+    pub fn parse(raw: Option<&str>) -> Result<Query, QueryError> {
         let pairs = raw.unwrap_or("").split('&').filter(|pair| !pair.is_empty());
         let decoded = pairs.map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let name = decode(name)
-                .map_err(|_| format!("the query parameter name `{name}` is not percent-encoded UTF-8"))?;
-            let value = decode(value).map_err(|_| {
-                format!("the query parameter `{name}` is not percent-encoded UTF-8: `{value}`")
-            })?;
+            let name = decode(name).map_err(|_| QueryError::Name(name.to_string()))?;
+            let value = decode(value)
+                .map_err(|_| QueryError::Value { name: name.clone(), value: value.to_string() })?;
             Ok((name, value))
         });
-        decoded.collect::<Result<_, String>>().map(Query)
+        decoded.collect::<Result<_, QueryError>>().map(Query)
     }
 
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
+}
+
+/// A parameter that is not percent-encoded UTF-8, as written in the request.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the query parameter name `{0}` is not percent-encoded UTF-8")]
+    Name(String),
+    #[error("the query parameter `{name}` is not percent-encoded UTF-8: `{value}`")]
+    Value { name: String, value: String },
 }
 
 fn decode(text: &str) -> Result<String, std::str::Utf8Error> {
@@ -67,8 +79,8 @@ mod tests {
 
     #[test]
     fn values_that_are_not_utf8_name_their_parameter() {
-        let refusal = Query::parse(Some("x=1&cant=%FF")).unwrap_err();
+        let refusal = Query::parse(Some("x=1&cant=%FF")).unwrap_err().to_string();
         assert!(refusal.contains("`cant`") && refusal.contains("%FF"), "{refusal}");
-        assert!(Query::parse(Some("%C3=1")).unwrap_err().contains("name `%C3`"));
+        assert!(Query::parse(Some("%C3=1")).unwrap_err().to_string().contains("name `%C3`"));
     }
 }

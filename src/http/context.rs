@@ -1,0 +1,82 @@
+//! What a handler is given beside its request, so every route has the one shape
+//! `async fn(&Ctx, Request<B>) -> Answer`: the application, the connection the request came on, the
+//! client's address (worked out once, here), and the parsed query.
+//!
+//! The accept loop makes a [`Connection`] once per connection and the router a [`Ctx`] once per
+//! request from it: handlers never look into the request's extensions for what the server knows.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use hyper::header::HeaderMap;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::http::query::Query;
+use crate::http::state::AppState;
+
+/// The request's context: what every handler may use besides the request itself.
+pub struct Ctx {
+    pub app: Arc<AppState>,
+    pub connection: Connection,
+    /// The client's address: the peer's own, or whom a trusted proxy's X-Forwarded-For names
+    /// ([`AppState::client_ip`]).
+    pub client: IpAddr,
+    /// The query, decoded (a query that does not decode is answered 400 before any handler).
+    pub query: Query,
+}
+
+impl Ctx {
+    pub fn new(app: Arc<AppState>, connection: Connection, headers: &HeaderMap, query: Query) -> Ctx {
+        let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        let client = app.client_ip(connection.peer.ip(), forwarded_for);
+        Ctx { app, connection, client, query }
+    }
+}
+
+/// What the connection a request came on gives each of its requests: who is at either end, and
+/// what a handler that takes the connection over (a WebSocket upgrade) must watch and hold.
+#[derive(Clone)]
+pub struct Connection {
+    /// The other end; for a request another worker passed on over its unix socket, the
+    /// unspecified address (the client's own is known only to that worker).
+    pub peer: SocketAddr,
+    /// The address the connection was accepted on: a client connecting from that same address is
+    /// this host itself (`app status` on an instance moved off loopback). `None` when forwarded.
+    pub local: Option<SocketAddr>,
+    /// Turns true when the process stops: an upgraded socket closes itself then.
+    pub stop: watch::Receiver<bool>,
+    /// The connection's slot: given back once the last holder (hyper's service, an upgraded
+    /// socket's task) is gone. So the connection's own task, sized for hyper's HTTP state
+    /// (1.4 KiB), ends as soon as hyper hands an upgraded connection over instead of waiting as
+    /// long as the WebSocket lives. With the control queue of src/chat/socket.rs, an idle chat
+    /// socket went from 16.5 KiB to 10.4 KiB (`cargo bench --bench capacity -- idle ws`).
+    pub open: ConnectionSlot,
+}
+
+impl Connection {
+    /// A request another worker of the cluster passed on (see routes/forward.rs).
+    pub fn forwarded(stop: watch::Receiver<bool>) -> Connection {
+        let peer = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        Connection { peer, local: None, stop, open: ConnectionSlot::counted_elsewhere() }
+    }
+}
+
+/// A connection's place under `--max-connections`, shared by everyone serving it; the place is
+/// given back when the last clone is dropped.
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    /// Held only to be dropped: the semaphore gets the place back then.
+    _permit: Option<Arc<OwnedSemaphorePermit>>,
+}
+
+impl ConnectionSlot {
+    pub(crate) fn counted(permit: OwnedSemaphorePermit) -> ConnectionSlot {
+        ConnectionSlot { _permit: Some(Arc::new(permit)) }
+    }
+
+    /// For a Socket.IO request another worker of the cluster passed on: the client's own
+    /// connection is counted (and drained) in the worker that accepted it.
+    pub fn counted_elsewhere() -> ConnectionSlot {
+        ConnectionSlot { _permit: None }
+    }
+}
