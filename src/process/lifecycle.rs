@@ -20,13 +20,10 @@ use crate::process::listener::{self, Acquired};
 use crate::process::orphan;
 use crate::process::systemd;
 use crate::process::watcher;
+use crate::process::MEMORY_CHECK_PERIOD;
 
 /// How long start-up waits for the chat relay's subscription before announcing READY=1.
 const RELAY_PATIENCE: Duration = Duration::from_secs(2);
-
-/// How often a fork-mode process compares its memory with --worker-max-memory (as the cluster
-/// primary does for its workers).
-const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 enum Ending {
     Exit,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::cli::reload::wait as reload_wait;
+use crate::process::reload_waiter;
 
 /// Sends states to `NOTIFY_SOCKET`; does nothing when there is none (not under a service manager).
 /// A failed send is logged, not fatal: serving matters more than reporting.
@@ -23,7 +23,7 @@ pub fn notify(states: &[NotifyState]) {
 /// ExecReload=), which so learns when the reload is done and how it went.
 fn notify_with_waiter(states: &[NotifyState]) {
     notify(states);
-    reload_wait::tell(states);
+    reload_waiter::tell(states);
 }
 
 pub fn ready(status: &str) {
@@ -35,7 +35,7 @@ pub fn ready(status: &str) {
 pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
     match reload {
         Some(Err(error)) => {
-            let failed = format!("{}failed {error}", reload_wait::RESULT_PREFIX);
+            let failed = format!("{}failed {error}", reload_waiter::RESULT_PREFIX);
             let status = format!("{status}; reload failed: {error}");
             notify_with_waiter(&[
                 NotifyState::Ready,

@@ -16,30 +16,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sd_notify::NotifyState;
-
-use crate::process::systemd;
-
-/// The extra line of a READY=1 that ends a failed reload (systemd ignores `X_` variables).
-pub const RESULT_PREFIX: &str = "X_APP_RELOAD=";
-
-/// Where the waiter for process `pid` listens: a directory of the unit's own (PrivateTmp= or
-/// RuntimeDirectory=), shared by ExecStart= and ExecReload=.
-fn socket_path(pid: u32) -> PathBuf {
-    systemd::runtime_dir().join(format!("app-reload-{pid}.sock"))
-}
-
-/// Sends `states` to this process's reload waiter, if one listens (nothing happens otherwise).
-pub fn tell(states: &[NotifyState]) {
-    let path = socket_path(std::process::id());
-    if !path.exists() {
-        return;
-    }
-    let text: String = states.iter().map(|state| format!("{state}\n")).collect();
-    if let Ok(socket) = UnixDatagram::unbound() {
-        let _ = socket.send_to(text.as_bytes(), &path);
-    }
-}
+use crate::process::reload_waiter::{socket_path, RESULT_PREFIX};
 
 /// Sends `pid` SIGHUP and waits until it has reloaded: `Err` says why the reload failed.
 pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), String> {

@@ -19,13 +19,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::process::backoff::Doubling;
+
 /// Identifies one worker process for its whole life (pids are reused; these are not).
 pub type WorkerId = u64;
 
 /// A worker that lived this long was healthy: its death restarts the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The wait before a slot's next worker after quick deaths in a row: 0.1 s doubling to 10 s.
+const RESPAWNS: Doubling = Doubling { first: Duration::from_millis(100), max: Duration::from_secs(10) };
 /// What a draining worker gets beyond the drain timeout before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -559,7 +561,7 @@ impl Machine {
             return Duration::ZERO;
         }
         slot.quick_deaths += 1;
-        FIRST_BACKOFF.saturating_mul(1 << (slot.quick_deaths - 1).min(16)).min(MAX_BACKOFF)
+        RESPAWNS.after(slot.quick_deaths)
     }
 
     /// STATUS= when it changed; READY=1 once, when every worker first is.

@@ -23,6 +23,7 @@ use crate::infra::procfs;
 use crate::process::listener;
 use crate::process::systemd;
 use crate::process::watcher;
+use crate::process::MEMORY_CHECK_PERIOD;
 use bus::Bus;
 use machine::{Effects, Input, Limits, Machine, Notice, Signal, WorkerId};
 pub use worker::WORKER_INDEX_ENV;
@@ -82,9 +83,6 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
     drop(acquired);
     Ok(())
 }
-
-/// How often the workers' memory is compared with --worker-max-memory.
-const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 /// Turns signals, worker events and timers into the machine's inputs, until it has stopped.
 async fn supervise(

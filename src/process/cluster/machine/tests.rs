@@ -90,7 +90,7 @@ fn a_dead_worker_is_started_again_after_a_backoff() {
     assert_eq!(machine.status(), "1/2 workers ready, 1 restart");
     assert_eq!(fake.started.len(), 2, "not at once: it died young");
     let due = machine.next_deadline().unwrap();
-    assert_eq!(due, secs(t0, 1) + FIRST_BACKOFF);
+    assert_eq!(due, secs(t0, 1) + Duration::from_millis(100), "the first respawn back-off");
     machine.handle(Input::Tick, due, &mut fake);
     assert_eq!(fake.started.last(), Some(&(3, 0)));
 }
