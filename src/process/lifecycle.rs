@@ -16,6 +16,9 @@ use crate::config::{Config, Mode};
 use crate::http::connections;
 use crate::http::routes;
 use crate::http::state::{AppState, Placement};
+use crate::infra::metrics::{self, Metrics};
+use crate::process::cluster::{bus, WORKER_INDEX_ENV};
+use crate::process::inherited::Inherited;
 use crate::process::listener::{self, Acquired};
 use crate::process::orphan;
 use crate::process::systemd;
@@ -32,8 +35,9 @@ enum Ending {
     Orphaned,
 }
 
-/// Runs a serving process; `worker` is its index when a cluster primary started it.
-pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dyn Error>> {
+/// Runs a serving process; `inherited.worker` is its index when a cluster primary started it.
+pub fn run(config: Config, inherited: Inherited, exe: &Path) -> Result<(), Box<dyn Error>> {
+    let Inherited { worker, metrics, bus, primary_runtime_dir } = inherited;
     if worker.is_some() {
         orphan::arm_hard_deadline()?;
     }
@@ -45,7 +49,9 @@ pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dy
         instance: config.instance.clone().or_else(systemd::instance_from_cgroup),
         local_addr: acquired.local_addr,
         listener_source: acquired.source,
+        primary_runtime_dir,
     };
+    let metrics = Metrics::from_share(metrics.as_ref());
     let runtime = build_runtime(config.threads, config.randoms_concurrency)?;
     let Acquired { listener, .. } = acquired;
     // Fork mode keeps a copy to hand to the program it re-executes. A worker keeps none: once it
@@ -57,7 +63,7 @@ pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dy
     let ending = runtime.block_on(async {
         let primary = worker.map(|_| orphan::Primary::watch()).transpose()?;
         let listener = tokio::net::TcpListener::from_std(serving)?;
-        let app = AppState::new(config, placement).map_err(std::io::Error::other)?;
+        let app = AppState::new(config, placement, metrics, bus).map_err(std::io::Error::other)?;
         serve_until_signal(listener, app, exe, primary).await
     })?;
     // Blocking tasks still running after a drain timeout must not hold up the exit.
@@ -173,7 +179,9 @@ async fn serve_until_signal(
         Ending::Reexec => systemd::reloading(&format!("draining, then re-executing {}", exe.display())),
         Ending::Orphaned => {
             tracing::warn!(grace = ?orphan::GRACE, "the cluster primary is gone: closing the listener and exiting");
-            orphan::remove_primary_dir();
+            if let Some(dir) = &app.placement.primary_runtime_dir {
+                orphan::remove_primary_dir(dir);
+            }
             let _ = stop.send(true);
             let _ = tokio::time::timeout(orphan::GRACE, server).await;
             return Ok(ending);
@@ -220,7 +228,12 @@ fn reexec(exe: &Path, listener: &std::net::TcpListener) -> std::io::Error {
         .args(std::env::args_os().skip(1))
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", std::process::id().to_string())
-        .env_remove("LISTEN_FDNAMES");
+        .env_remove("LISTEN_FDNAMES")
+        // What a cluster primary hands its workers is for them only (see crate::process::inherited).
+        .env_remove(WORKER_INDEX_ENV)
+        .env_remove(metrics::FILE_ENV)
+        .env_remove(metrics::BLOCK_ENV)
+        .env_remove(bus::BUS_FD_ENV);
     // SAFETY: the hook only moves an fd (async-signal-safe), right before exec in this same process.
     unsafe {
         command.pre_exec(move || listener::install_as_inherited(fd));

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod cluster;
 pub mod descriptors;
+pub mod inherited;
 pub mod lifecycle;
 pub mod listener;
 pub mod logging;

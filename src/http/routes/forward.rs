@@ -21,23 +21,22 @@ use tokio::sync::watch;
 use super::{error, socketio, Response};
 use crate::http::body::{BodyDeadline, RequestBody};
 use crate::http::connections::{http_builder, ConnectionContext, ConnectionSlot};
-use crate::http::state::AppState;
-use crate::process::cluster::NOTIFY_DIR_PREFIX;
-use crate::process::systemd;
+use crate::http::state::{AppState, Placement};
 
 /// Where worker `worker` of this process's primary takes forwarded requests. The primary's
 /// directory is private to the instance (mode 0700) and goes away with it.
-fn socket_path(worker: u16) -> PathBuf {
-    let primary = std::os::unix::process::parent_id();
-    systemd::runtime_dir()
-        .join(format!("{NOTIFY_DIR_PREFIX}{primary}"))
-        .join(format!("socketio-{worker}.sock"))
+fn socket_path(placement: &Placement, worker: u16) -> Option<PathBuf> {
+    let dir = placement.primary_runtime_dir.as_ref()?;
+    Some(dir.join(format!("socketio-{worker}.sock")))
 }
 
 /// Serves the requests the other workers pass on to this one (worker `worker`), for as long as
 /// the process lives. A worker that replaces this one (a reload) takes the path over.
 pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>) {
-    let path = socket_path(worker);
+    let Some(path) = socket_path(&app.placement, worker) else {
+        tracing::warn!("no primary's directory: polling sessions of this worker reach it only directly");
+        return;
+    };
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(listener) => listener,
@@ -77,7 +76,7 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
 }
 
 /// Passes `req` on to worker `owner` and answers with its answer.
-pub async fn to_worker(owner: u16, mut req: Request<RequestBody>) -> Response {
+pub async fn to_worker(placement: &Placement, owner: u16, mut req: Request<RequestBody>) -> Response {
     let gone = |problem: String| {
         tracing::debug!(owner, %problem, "forwarding a Socket.IO request failed");
         error(
@@ -85,7 +84,8 @@ pub async fn to_worker(owner: u16, mut req: Request<RequestBody>) -> Response {
             &format!("the session's worker ({owner}) cannot be reached ({problem}): open a new session"),
         )
     };
-    let stream = match UnixStream::connect(socket_path(owner)).await {
+    let Some(path) = socket_path(placement, owner) else { return gone("no primary's directory".into()) };
+    let stream = match UnixStream::connect(path).await {
         Ok(stream) => stream,
         Err(problem) => return gone(problem.to_string()),
     };

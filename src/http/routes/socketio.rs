@@ -50,7 +50,7 @@ pub async fn handle(app: Arc<AppState>, req: Request<RequestBody>, query: &Query
     let owner = params.sid.and_then(socketio::owner_of);
     if let (Some(owner), Some(me)) = (owner, app.placement.worker) {
         if owner != me {
-            return forward::to_worker(owner, req).await;
+            return forward::to_worker(&app.placement, owner, req).await;
         }
     }
     local(app, req, params).await

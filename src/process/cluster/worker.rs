@@ -104,13 +104,18 @@ pub fn spawn(
         .stdin(Stdio::null());
     let pair = spec.bus.as_ref().map(|_| Bus::pair()).transpose()?;
     let bus_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-    if bus_fd.is_some() {
-        command.env(bus::BUS_FD_ENV, bus::BUS_FD.to_string());
-    }
+    // The worker's environment says what it inherits, and nothing of the primary's own says more.
+    match bus_fd {
+        Some(_) => command.env(bus::BUS_FD_ENV, bus::BUS_FD.to_string()),
+        None => command.env_remove(bus::BUS_FD_ENV),
+    };
     let lease = spec.metrics.as_ref().and_then(|shared| shared.lease());
-    if let (Some(shared), Some(lease)) = (&spec.metrics, &lease) {
-        command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string());
-    }
+    match (&spec.metrics, &lease) {
+        (Some(shared), Some(lease)) => {
+            command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string())
+        }
+        _ => command.env_remove(metrics::FILE_ENV).env_remove(metrics::BLOCK_ENV),
+    };
     // SAFETY: between fork and exec the hook makes only async-signal-safe calls.
     unsafe {
         command.pre_exec(move || {
