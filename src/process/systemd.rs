@@ -30,11 +30,12 @@ pub fn ready(status: &str) {
     notify_with_waiter(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// READY=1 at the end of a reload, saying how it went: a failed one (the old workers still serve)
-/// adds `X_APP_RELOAD=failed ...`, which systemd ignores and `app reload --pid` reports.
-pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
-    match reload {
-        Some(Err(error)) => {
+/// READY=1 at the end of a reload, saying how it went: a failed one (`reload_failed` says why; the
+/// old workers still serve) adds `X_APP_RELOAD=failed ...`, which systemd ignores and
+/// `app reload --pid` reports.
+pub fn ready_after(status: &str, reload_failed: Option<impl std::fmt::Display>) {
+    match reload_failed {
+        Some(error) => {
             let failed = format!("{}failed {error}", reload_waiter::RESULT_PREFIX);
             let status = format!("{status}; reload failed: {error}");
             notify_with_waiter(&[
@@ -43,7 +44,7 @@ pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
                 NotifyState::Custom(&failed),
             ]);
         }
-        _ => ready(status),
+        None => ready(status),
     }
 }
 

@@ -195,10 +195,9 @@ impl Processes {
 }
 
 impl Effects for Processes {
-    fn spawn(&mut self, slot: u16) -> Result<(WorkerId, u32), String> {
+    fn spawn(&mut self, slot: u16) -> std::io::Result<(WorkerId, u32)> {
         self.next_id += 1;
-        let handle =
-            worker::spawn(&self.spec, slot, self.next_id, self.events.clone()).map_err(|e| e.to_string())?;
+        let handle = worker::spawn(&self.spec, slot, self.next_id, self.events.clone())?;
         let pid = handle.pid;
         self.workers.insert(self.next_id, handle);
         Ok((self.next_id, pid))
@@ -216,7 +215,7 @@ impl Effects for Processes {
     fn tell(&mut self, notice: Notice) {
         match notice {
             Notice::Status(status) => systemd::status(&status),
-            Notice::Ready { status, reload } => systemd::ready_after(&status, reload.as_ref()),
+            Notice::Ready { status, reload } => systemd::ready_after(&status, reload.and_then(Result::err)),
             Notice::Reloading(status) => systemd::reloading(&status),
             Notice::Stopping(status) => systemd::stopping(&status),
         }
