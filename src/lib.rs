@@ -17,8 +17,7 @@ use cli::{manual, status};
 use config::{Command, Config, Mode};
 use infra::redis as redis_link;
 use process::cluster;
-use process::inherited::Inherited;
-use process::{backoff, descriptors, lifecycle, logging};
+use process::{backoff, descriptors, lifecycle, logging, Inherited};
 
 pub fn main() -> ExitCode {
     let config = Config::parse();

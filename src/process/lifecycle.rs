@@ -18,13 +18,12 @@ use crate::http::routes;
 use crate::http::state::{AppState, Placement};
 use crate::infra::metrics::{self, Metrics};
 use crate::process::cluster::{bus, WORKER_INDEX_ENV};
-use crate::process::inherited::Inherited;
 use crate::process::listener::{self, Acquired};
 use crate::process::orphan;
 use crate::process::signals::{Received, Signals};
 use crate::process::systemd;
 use crate::process::watcher;
-use crate::process::{Error, MEMORY_CHECK_PERIOD};
+use crate::process::{Error, Inherited, MEMORY_CHECK_PERIOD};
 
 /// How long start-up waits for the chat relay's subscription before announcing READY=1.
 const RELAY_PATIENCE: Duration = Duration::from_secs(2);

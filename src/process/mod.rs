@@ -17,6 +17,7 @@ pub mod systemd;
 pub mod watcher;
 
 pub use error::Error;
+pub use inherited::Inherited;
 
 /// How often a process's memory is compared with --worker-max-memory: a fork-mode process checks
 /// its own, a cluster primary each of its workers'.
