@@ -17,7 +17,7 @@ use cli::{manual, status};
 use config::{Command, Config, Mode};
 use infra::redis as redis_link;
 use process::cluster;
-use process::{backoff, descriptors, lifecycle, logging};
+use process::{backoff, descriptors, lifecycle, logging, Inherited};
 
 pub fn main() -> ExitCode {
     let config = Config::parse();
@@ -28,7 +28,9 @@ pub fn main() -> ExitCode {
         Some(Command::Man) => return manual::man(),
         None => {}
     }
-    let worker = take_worker_index();
+    // Before logging or a runtime starts a thread: see process::inherited.
+    let inherited = Inherited::read();
+    let worker = inherited.worker;
     let config = match settle(config) {
         Ok(config) => config,
         Err(invalid) => {
@@ -45,9 +47,8 @@ pub fn main() -> ExitCode {
     }
     let exe = executable();
     let result = match (worker, config.mode) {
-        (Some(index), _) => lifecycle::run(config, Some(index), &exe),
+        (Some(_), _) | (None, Mode::Fork) => lifecycle::run(config, inherited, &exe),
         (None, Mode::Cluster) => cluster::run(config, &exe),
-        (None, Mode::Fork) => lifecycle::run(config, None, &exe),
     };
     match result {
         Ok(()) => {
@@ -82,13 +83,6 @@ fn settle(mut config: Config) -> Result<Config, config::Invalid> {
     }
     descriptors::ensure_for(&config)?;
     Ok(config)
-}
-
-/// The worker index a cluster primary gave this process, if it is one of its workers.
-fn take_worker_index() -> Option<u16> {
-    let index = std::env::var(cluster::WORKER_INDEX_ENV).ok()?.parse().ok();
-    std::env::remove_var(cluster::WORKER_INDEX_ENV);
-    index
 }
 
 /// The path to start again on reload: the one this process was started by (so a swapped symlink or

@@ -2,6 +2,8 @@
 //! deployment, and the shared limits.
 
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,6 +30,9 @@ pub struct Placement {
     pub instance: Option<String>,
     pub local_addr: SocketAddr,
     pub listener_source: Source,
+    /// A cluster worker's primary's private directory, where the workers take each other's
+    /// forwarded Socket.IO requests; `None` in fork mode.
+    pub primary_runtime_dir: Option<PathBuf>,
 }
 
 pub struct AppState {
@@ -44,12 +49,17 @@ pub struct AppState {
 
 impl AppState {
     /// Opens the todo store and starts the chat relay; must run inside the serving runtime.
-    pub fn new(config: Config, placement: Placement) -> Result<Self, String> {
+    /// `metrics` counts for this process; `bus` is a cluster worker's end of its primary's chat bus.
+    pub fn new(
+        config: Config,
+        placement: Placement,
+        metrics: Metrics,
+        bus: Option<OwnedFd>,
+    ) -> Result<Self, String> {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
-        let metrics = Metrics::from_env();
         let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
         let todos = store::open(&config, redis.as_ref(), &metrics)?;
-        let chat = Hub::new(&config, redis);
+        let chat = Hub::new(&config, redis, bus);
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
 
@@ -62,8 +72,9 @@ impl AppState {
             instance: None,
             local_addr,
             listener_source: Source::Bound,
+            primary_runtime_dir: None,
         };
-        AppState::new(config, placement)
+        AppState::new(config, placement, Metrics::private(), None)
     }
 
     /// Whether this process can serve: what `/healthz` answers. It asks the todo store.

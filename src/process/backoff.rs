@@ -14,8 +14,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-const FIRST_DELAY: Duration = Duration::from_millis(500);
-const MAX_DELAY: Duration = Duration::from_secs(15);
+/// The delays between the service's starts: 0.5 s doubling to 15 s.
+const RESTARTS: Doubling = Doubling { first: Duration::from_millis(500), max: Duration::from_secs(15) };
 /// A process that lived this long was healthy: the next crash starts the back-off over.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 const FILE: &str = "failed-starts";
@@ -43,12 +43,28 @@ pub fn before_start() -> Duration {
     delay_after(failed)
 }
 
+/// Delays that double from `first` up to `max`: the one formula for every back-off, the service's
+/// restarts here and a cluster slot's worker respawns (`cluster::machine`), each with its numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct Doubling {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Doubling {
+    /// The wait before a start that follows `failures` failures in a row: none after none, then
+    /// `first`, twice that, and so on, never more than `max`.
+    pub fn after(&self, failures: u32) -> Duration {
+        match failures {
+            0 => Duration::ZERO,
+            n => self.first.saturating_mul(1 << (n - 1).min(16)).min(self.max),
+        }
+    }
+}
+
 /// The wait before a start that follows `failed` failed starts in a row.
 pub fn delay_after(failed: u32) -> Duration {
-    match failed {
-        0 => Duration::ZERO,
-        n => FIRST_DELAY.saturating_mul(1 << (n - 1).min(16)).min(MAX_DELAY),
-    }
+    RESTARTS.after(failed)
 }
 
 /// The process ended in order (drained and exited, or re-executes itself now).

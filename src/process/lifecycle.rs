@@ -2,31 +2,31 @@
 //! SIGTERM/SIGINT (drain and exit) or, in fork mode, SIGHUP (drain and re-execute the binary on the
 //! same socket, keeping its pid, so a new binary takes over with no refused connection).
 
-use std::error::Error;
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::{Config, Mode};
 use crate::http::connections;
 use crate::http::routes;
 use crate::http::state::{AppState, Placement};
+use crate::infra::metrics::{self, Metrics};
+use crate::process::cluster::{bus, WORKER_INDEX_ENV};
 use crate::process::listener::{self, Acquired};
 use crate::process::orphan;
+use crate::process::signals::{Received, Signals};
 use crate::process::systemd;
 use crate::process::watcher;
+use crate::process::{Error, Inherited, MEMORY_CHECK_PERIOD};
 
 /// How long start-up waits for the chat relay's subscription before announcing READY=1.
 const RELAY_PATIENCE: Duration = Duration::from_secs(2);
-
-/// How often a fork-mode process compares its memory with --worker-max-memory (as the cluster
-/// primary does for its workers).
-const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
 
 enum Ending {
     Exit,
@@ -35,40 +35,64 @@ enum Ending {
     Orphaned,
 }
 
-/// Runs a serving process; `worker` is its index when a cluster primary started it.
-pub fn run(config: Config, worker: Option<u16>, exe: &Path) -> Result<(), Box<dyn Error>> {
+/// The accept loop's task; it ends with the number of connections it had to cut at the drain
+/// timeout.
+type Server = JoinHandle<usize>;
+
+/// Runs a serving process; `inherited.worker` is its index when a cluster primary started it.
+pub fn run(config: Config, inherited: Inherited, exe: &Path) -> Result<(), Error> {
+    let Inherited { worker, metrics, bus, primary_runtime_dir } = inherited;
     if worker.is_some() {
-        orphan::arm_hard_deadline()?;
+        orphan::arm_hard_deadline().map_err(Error::HardDeadline)?;
     }
     let acquired = listener::acquire(&config)?;
-    let placement = Placement {
+    let placement = placement(&config, worker, &acquired, primary_runtime_dir);
+    let metrics = Metrics::from_share(metrics.as_ref());
+    let runtime = build_runtime(config.threads, config.randoms_concurrency).map_err(Error::Start)?;
+    let (serving, kept) = keep_for_reexec(acquired.listener, worker)?;
+    let ending = runtime.block_on(async {
+        let primary = worker.map(|_| orphan::Primary::watch()).transpose().map_err(Error::Start)?;
+        let listener = tokio::net::TcpListener::from_std(serving).map_err(Error::Start)?;
+        let app =
+            AppState::new(config, placement, metrics, bus).map_err(|error| Error::App(error.to_string()))?;
+        serve_until_signal(listener, Arc::new(app), exe, primary).await
+    })?;
+    // Blocking tasks still running after a drain timeout must not hold up the exit.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match (ending, kept) {
+        (Ending::Reexec, Some(listener)) => Err(Error::Reexec(reexec(exe, &listener))),
+        _ => Ok(()),
+    }
+}
+
+/// Where this process stands: a worker of `config.worker_count()`, or fork mode's only process.
+fn placement(
+    config: &Config,
+    worker: Option<u16>,
+    acquired: &Acquired,
+    primary_runtime_dir: Option<PathBuf>,
+) -> Placement {
+    Placement {
         mode: if worker.is_some() { Mode::Cluster } else { Mode::Fork },
         worker,
         workers: if worker.is_some() { config.worker_count() } else { 1 },
         instance: config.instance.clone().or_else(systemd::instance_from_cgroup),
         local_addr: acquired.local_addr,
         listener_source: acquired.source,
-    };
-    let runtime = build_runtime(config.threads, config.randoms_concurrency)?;
-    let Acquired { listener, .. } = acquired;
-    // Fork mode keeps a copy to hand to the program it re-executes. A worker keeps none: once it
-    // stops accepting, nothing of it may hold the socket.
-    let (serving, kept) = match worker {
-        Some(_) => (listener, None),
-        None => (listener.try_clone()?, Some(listener)),
-    };
-    let ending = runtime.block_on(async {
-        let primary = worker.map(|_| orphan::Primary::watch()).transpose()?;
-        let listener = tokio::net::TcpListener::from_std(serving)?;
-        let app = AppState::new(config, placement).map_err(std::io::Error::other)?;
-        serve_until_signal(listener, app, exe, primary).await
-    })?;
-    // Blocking tasks still running after a drain timeout must not hold up the exit.
-    runtime.shutdown_timeout(Duration::from_millis(100));
-    match (ending, kept) {
-        (Ending::Reexec, Some(listener)) => Err(reexec(exe, &listener).into()),
-        _ => Ok(()),
+        primary_runtime_dir,
     }
+}
+
+/// The listener to serve, and in fork mode a copy kept to hand to the program it re-executes. A
+/// worker keeps none: once it stops accepting, nothing of it may hold the socket.
+fn keep_for_reexec(
+    listener: TcpListener,
+    worker: Option<u16>,
+) -> Result<(TcpListener, Option<TcpListener>), Error> {
+    Ok(match worker {
+        Some(_) => (listener, None),
+        None => (listener.try_clone().map_err(Error::Start)?, Some(listener)),
+    })
 }
 
 pub fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runtime::Runtime> {
@@ -84,27 +108,48 @@ pub fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runt
     builder.enable_all().max_blocking_threads(usize::from(blocking) + 4).build()
 }
 
+/// Serves until a signal (or the primary's death, or fork mode's memory limit) says to stop, then
+/// drains; says how it ended.
 async fn serve_until_signal(
     listener: tokio::net::TcpListener,
-    app: AppState,
+    app: Arc<AppState>,
     exe: &Path,
     primary: Option<orphan::Primary>,
-) -> std::io::Result<Ending> {
-    let app = Arc::new(app);
-    let placement = &app.placement;
-    let what = match placement.worker {
-        Some(index) => format!("cluster worker {index} of {}", placement.workers),
-        None => "fork mode".to_string(),
-    };
+) -> Result<Ending, Error> {
     // Handlers first: a stop that comes right after READY=1 must drain, not kill.
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+    let mut signals = Signals::install().map_err(Error::Start)?;
     let (stop, stopped) = watch::channel(false);
     let mut server = tokio::spawn(connections::serve(listener, app.clone(), stopped));
-    if let Some(index) = placement.worker {
+    if let Some(index) = app.placement.worker {
         tokio::spawn(routes::forward::listen(app.clone(), index, stop.subscribe()));
     }
+    announce_ready(&app).await;
+    spawn_companions(&app, exe);
+    let ending = wait_for_ending(&app, exe, &mut signals, primary.as_ref(), &mut server).await?;
+    match ending {
+        Ending::Exit => systemd::stopping("draining connections"),
+        Ending::Reexec => systemd::reloading(&format!("draining, then re-executing {}", exe.display())),
+        Ending::Orphaned => {
+            leave_orphaned(&app, stop, server).await;
+            return Ok(ending);
+        }
+    }
+    drain(&app, stop, server).await;
+    Ok(ending)
+}
+
+/// What this process is, for the log and the service manager's status.
+fn describe(placement: &Placement) -> String {
+    match placement.worker {
+        Some(index) => format!("cluster worker {index} of {}", placement.workers),
+        None => "fork mode".to_string(),
+    }
+}
+
+/// Logs what serves, waits (bounded) for the chat relay, and sends READY=1.
+async fn announce_ready(app: &AppState) {
+    let placement = &app.placement;
+    let what = describe(placement);
     tracing::info!(
         listen = %placement.local_addr,
         listener = %placement.listener_source,
@@ -122,66 +167,101 @@ async fn serve_until_signal(
         tracing::warn!(patience = ?RELAY_PATIENCE, "chat relay not subscribed yet (Redis away?); ready anyway");
     }
     systemd::ready(&format!("serving {} ({what})", placement.local_addr));
-    // A cluster worker is replaced by its primary, which does the watching.
-    if let (None, Some(path)) = (placement.worker, app.config.watched(exe)) {
+}
+
+/// The tasks that run beside the server once it is ready: the binary's watcher and the restart
+/// back-off's record (fork mode only: a cluster worker's primary does both), the watchdog pings.
+fn spawn_companions(app: &Arc<AppState>, exe: &Path) {
+    let fork_mode = app.placement.worker.is_none();
+    if let (true, Some(path)) = (fork_mode, app.config.watched(exe)) {
         tokio::spawn(watcher::run(path));
     }
     if let Some(timeout) = systemd::watchdog_timeout() {
         tokio::spawn(ping_watchdog(timeout / 2, app.clone()));
     }
-    if placement.worker.is_none() {
+    if fork_mode {
         tokio::spawn(crate::process::backoff::record_stable_later());
     }
+}
 
+/// Waits for what ends the serving: SIGTERM or SIGINT, a SIGHUP (fork mode), the primary's death
+/// (a cluster worker), fork mode's memory over --worker-max-memory. An accept loop that ends by
+/// itself is an error.
+async fn wait_for_ending(
+    app: &AppState,
+    exe: &Path,
+    signals: &mut Signals,
+    primary: Option<&orphan::Primary>,
+    server: &mut Server,
+) -> Result<Ending, Error> {
     let primary_exited = async {
-        match &primary {
+        match primary {
             Some(primary) => primary.exited().await,
             None => std::future::pending().await,
         }
     };
     tokio::pin!(primary_exited);
     // A cluster worker's memory is watched by its primary.
-    let memory_limit = app.config.worker_memory_limit().filter(|_| placement.worker.is_none());
+    let memory_limit = app.config.worker_memory_limit().filter(|_| app.placement.worker.is_none());
     let mut memory_checks = tokio::time::interval(MEMORY_CHECK_PERIOD);
-
-    let ending = loop {
+    loop {
         tokio::select! {
-            _ = &mut primary_exited => break Ending::Orphaned,
+            _ = &mut primary_exited => return Ok(Ending::Orphaned),
             _ = memory_checks.tick(), if memory_limit.is_some() => {
-                let used = crate::infra::procfs::own_rss_bytes().unwrap_or(0);
-                if memory_limit.is_some_and(|limit| used > limit) {
-                    tracing::warn!(used, limit = memory_limit, "over --worker-max-memory: reloading, as on SIGHUP");
-                    break Ending::Reexec;
+                if memory_limit.is_some_and(over_memory) {
+                    return Ok(Ending::Reexec);
                 }
             }
-            _ = sigterm.recv() => break Ending::Exit,
-            _ = sigint.recv() => break Ending::Exit,
-            _ = sighup.recv() => {
-                if placement.worker.is_some() {
-                    tracing::debug!("SIGHUP ignored: the cluster primary replaces workers on reload");
-                } else if let Err(error) = exe.metadata() {
-                    tracing::error!(exe = %exe.display(), %error, "SIGHUP: cannot re-execute; still serving");
-                } else {
-                    break Ending::Reexec;
+            received = signals.recv() => match received {
+                Received::Terminate | Received::Interrupt => return Ok(Ending::Exit),
+                Received::Hangup => {
+                    if reexec_on_hangup(&app.placement, exe) {
+                        return Ok(Ending::Reexec);
+                    }
                 }
-            }
-            result = &mut server => {
-                return Err(std::io::Error::other(format!("the accept loop ended unexpectedly: {result:?}")));
-            }
-        }
-    };
-
-    match ending {
-        Ending::Exit => systemd::stopping("draining connections"),
-        Ending::Reexec => systemd::reloading(&format!("draining, then re-executing {}", exe.display())),
-        Ending::Orphaned => {
-            tracing::warn!(grace = ?orphan::GRACE, "the cluster primary is gone: closing the listener and exiting");
-            orphan::remove_primary_dir();
-            let _ = stop.send(true);
-            let _ = tokio::time::timeout(orphan::GRACE, server).await;
-            return Ok(ending);
+            },
+            result = &mut *server => return Err(Error::AcceptLoopEnded(format!("{result:?}"))),
         }
     }
+}
+
+/// Whether this process uses more memory than `limit`, which reloads it as a SIGHUP does.
+fn over_memory(limit: u64) -> bool {
+    let used = crate::infra::procfs::own_rss_bytes().unwrap_or(0);
+    if used > limit {
+        tracing::warn!(used, limit, "over --worker-max-memory: reloading, as on SIGHUP");
+    }
+    used > limit
+}
+
+/// Whether a SIGHUP re-executes this process: not in a cluster worker (its primary replaces
+/// workers), nor when the binary to execute is not there (the process then keeps serving).
+fn reexec_on_hangup(placement: &Placement, exe: &Path) -> bool {
+    if placement.worker.is_some() {
+        tracing::debug!("SIGHUP ignored: the cluster primary replaces workers on reload");
+        false
+    } else if let Err(error) = exe.metadata() {
+        tracing::error!(exe = %exe.display(), %error, "SIGHUP: cannot re-execute; still serving");
+        false
+    } else {
+        true
+    }
+}
+
+/// A worker whose primary is gone closes the listener at once and gives requests in flight only
+/// [`orphan::GRACE`] (under the hard deadline).
+async fn leave_orphaned(app: &AppState, stop: watch::Sender<bool>, server: Server) {
+    tracing::warn!(grace = ?orphan::GRACE, "the cluster primary is gone: closing the listener and exiting");
+    if let Some(dir) = &app.placement.primary_runtime_dir {
+        orphan::remove_primary_dir(dir);
+    }
+    let _ = stop.send(true);
+    let _ = tokio::time::timeout(orphan::GRACE, server).await;
+}
+
+/// Stops accepting and waits for the connections open (at most --drain-timeout, which the accept
+/// loop enforces).
+async fn drain(app: &AppState, stop: watch::Sender<bool>, server: Server) {
     tracing::info!(timeout = ?app.config.drain_timeout, "draining");
     let _ = stop.send(true);
     let cut = server.await.unwrap_or(0);
@@ -190,7 +270,6 @@ async fn serve_until_signal(
     } else {
         tracing::info!("drained");
     }
-    Ok(ending)
 }
 
 /// Pings the watchdog only while a task spawned on the serving runtime still gets to run and the
@@ -223,7 +302,12 @@ fn reexec(exe: &Path, listener: &std::net::TcpListener) -> std::io::Error {
         .args(std::env::args_os().skip(1))
         .env("LISTEN_FDS", "1")
         .env("LISTEN_PID", std::process::id().to_string())
-        .env_remove("LISTEN_FDNAMES");
+        .env_remove("LISTEN_FDNAMES")
+        // What a cluster primary hands its workers is for them only (see crate::process::inherited).
+        .env_remove(WORKER_INDEX_ENV)
+        .env_remove(metrics::FILE_ENV)
+        .env_remove(metrics::BLOCK_ENV)
+        .env_remove(bus::BUS_FD_ENV);
     // SAFETY: the hook only moves an fd (async-signal-safe), right before exec in this same process.
     unsafe {
         command.pre_exec(move || listener::install_as_inherited(fd));

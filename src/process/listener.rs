@@ -32,6 +32,20 @@ impl fmt::Display for Source {
     }
 }
 
+/// Why no listening socket could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--host:--port` could not be bound (in use, or a privileged port).
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    /// `LISTEN_FDS` named a descriptor that is something else than a TCP listening socket.
+    #[error("fd 3 was passed in LISTEN_FDS but is not a TCP listener")]
+    NotTcp,
+    /// The socket could not be made, configured or inspected.
+    #[error(transparent)]
+    Socket(#[from] io::Error),
+}
+
 pub struct Acquired {
     pub listener: TcpListener,
     pub source: Source,
@@ -41,18 +55,13 @@ pub struct Acquired {
 /// Takes the socket handed over in `LISTEN_FDS` if there is one, otherwise binds `--host:--port`.
 /// The result is non-blocking: a socket from systemd is blocking unless the unit says
 /// `NonBlocking=true`, and tokio cannot drive a blocking one.
-pub fn acquire(config: &Config) -> io::Result<Acquired> {
+pub fn acquire(config: &Config) -> Result<Acquired, Error> {
     let mut fds = ListenFd::from_env();
     let (listener, source) = if fds.len() > 0 {
         if fds.len() > 1 {
             tracing::warn!(count = fds.len(), "several sockets were passed; serving the first only");
         }
-        let listener = fds.take_tcp_listener(0)?.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "fd 3 was passed in LISTEN_FDS but is not a TCP listener",
-            )
-        })?;
+        let listener = fds.take_tcp_listener(0)?.ok_or(Error::NotTcp)?;
         (listener, Source::Inherited)
     } else {
         (bind(SocketAddr::new(config.host, config.port), config.backlog)?, Source::Bound)
@@ -62,13 +71,11 @@ pub fn acquire(config: &Config) -> io::Result<Acquired> {
     Ok(Acquired { listener, source, local_addr })
 }
 
-fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+fn bind(addr: SocketAddr, backlog: u32) -> Result<TcpListener, Error> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // A restarted process must be able to bind while old connections sit in TIME_WAIT.
     socket.set_reuse_address(true)?;
-    socket
-        .bind(&addr.into())
-        .map_err(|error| io::Error::new(error.kind(), format!("cannot listen on {addr}: {error}")))?;
+    socket.bind(&addr.into()).map_err(|source| Error::Bind { addr, source })?;
     socket.listen(backlog.min(i32::MAX as u32) as i32)?;
     Ok(socket.into())
 }

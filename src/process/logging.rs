@@ -21,8 +21,20 @@ pub fn init() {
         .with_env_filter(filter())
         .with_writer(|| LossyStderr)
         .with_target(false)
-        .with_ansi(crate::cli::color::wanted(std::io::stderr().is_terminal()))
+        .with_ansi(colours_wanted(std::io::stderr().is_terminal()))
         .init();
+}
+
+/// Whether a stream gets ANSI colours; `is_terminal` says whether it is a terminal. By the
+/// conventions clap follows too (so `--help`, errors, logs and `app status` agree): `NO_COLOR` set
+/// to anything non-empty turns colours off (https://no-color.org), `CLICOLOR_FORCE` turns them on
+/// without a terminal, otherwise a terminal gets colours and a pipe or a file does not.
+pub fn colours_wanted(is_terminal: bool) -> bool {
+    // no-color.org: any non-empty value, "0" included; CLICOLOR_FORCE: any value but "0".
+    if std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()) {
+        return false;
+    }
+    std::env::var_os("CLICOLOR_FORCE").is_some_and(|value| !value.is_empty() && value != "0") || is_terminal
 }
 
 /// Stderr that drops a line it cannot write. tracing-subscriber reports a failed write with

@@ -78,16 +78,9 @@ impl Primary {
     }
 }
 
-/// Removes the primary's notify directory (this worker's NOTIFY_SOCKET is in it), which a primary
-/// killed with SIGKILL could not remove itself. Only a directory named as the primary names it.
-pub fn remove_primary_dir() {
-    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let Some(dir) = Path::new(&socket).parent() else { return };
-    let ours = dir
-        .file_name()
-        .and_then(|name| name.to_str())
-        .is_some_and(|name| name.starts_with(crate::process::cluster::NOTIFY_DIR_PREFIX));
-    if ours {
-        let _ = std::fs::remove_dir_all(dir);
-    }
+/// Removes the primary's private directory `dir` (this worker's NOTIFY_SOCKET is in it), which a
+/// primary killed with SIGKILL could not remove itself. `dir` is only ever one named as the primary
+/// names it (see `crate::process::inherited`).
+pub fn remove_primary_dir(dir: &Path) {
+    let _ = std::fs::remove_dir_all(dir);
 }

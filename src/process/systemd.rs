@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-use crate::cli::reload::wait as reload_wait;
+use crate::process::reload_waiter;
 
 /// Sends states to `NOTIFY_SOCKET`; does nothing when there is none (not under a service manager).
 /// A failed send is logged, not fatal: serving matters more than reporting.
@@ -23,19 +23,20 @@ pub fn notify(states: &[NotifyState]) {
 /// ExecReload=), which so learns when the reload is done and how it went.
 fn notify_with_waiter(states: &[NotifyState]) {
     notify(states);
-    reload_wait::tell(states);
+    reload_waiter::tell(states);
 }
 
 pub fn ready(status: &str) {
     notify_with_waiter(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// READY=1 at the end of a reload, saying how it went: a failed one (the old workers still serve)
-/// adds `X_APP_RELOAD=failed ...`, which systemd ignores and `app reload --pid` reports.
-pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
-    match reload {
-        Some(Err(error)) => {
-            let failed = format!("{}failed {error}", reload_wait::RESULT_PREFIX);
+/// READY=1 at the end of a reload, saying how it went: a failed one (`reload_failed` says why; the
+/// old workers still serve) adds `X_APP_RELOAD=failed ...`, which systemd ignores and
+/// `app reload --pid` reports.
+pub fn ready_after(status: &str, reload_failed: Option<impl std::fmt::Display>) {
+    match reload_failed {
+        Some(error) => {
+            let failed = format!("{}failed {error}", reload_waiter::RESULT_PREFIX);
             let status = format!("{status}; reload failed: {error}");
             notify_with_waiter(&[
                 NotifyState::Ready,
@@ -43,7 +44,7 @@ pub fn ready_after(status: &str, reload: Option<&Result<(), String>>) {
                 NotifyState::Custom(&failed),
             ]);
         }
-        _ => ready(status),
+        None => ready(status),
     }
 }
 

@@ -16,42 +16,46 @@ use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sd_notify::NotifyState;
+use crate::process::reload_waiter::{socket_path, RESULT_PREFIX};
 
-use crate::process::systemd;
-
-/// The extra line of a READY=1 that ends a failed reload (systemd ignores `X_` variables).
-pub const RESULT_PREFIX: &str = "X_APP_RELOAD=";
-
-/// Where the waiter for process `pid` listens: a directory of the unit's own (PrivateTmp= or
-/// RuntimeDirectory=), shared by ExecStart= and ExecReload=.
-fn socket_path(pid: u32) -> PathBuf {
-    systemd::runtime_dir().join(format!("app-reload-{pid}.sock"))
-}
-
-/// Sends `states` to this process's reload waiter, if one listens (nothing happens otherwise).
-pub fn tell(states: &[NotifyState]) {
-    let path = socket_path(std::process::id());
-    if !path.exists() {
-        return;
-    }
-    let text: String = states.iter().map(|state| format!("{state}\n")).collect();
-    if let Ok(socket) = UnixDatagram::unbound() {
-        let _ = socket.send_to(text.as_bytes(), &path);
-    }
+/// Why a reload did not end well, as `app reload --pid` reports it (and systemd's reload job fails).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {}: {source}", path.display())]
+    Listen { path: PathBuf, source: io::Error },
+    /// The process could not be watched (it is not there, or not ours to see).
+    #[error("process {pid}: {source}")]
+    Watch { pid: u32, source: io::Error },
+    #[error("cannot signal process {pid}: {source}")]
+    Signal { pid: u32, source: io::Error },
+    #[error("process {pid} was not ready again within {patience:?}")]
+    Timeout { pid: u32, patience: Duration },
+    #[error("poll: {0}")]
+    Poll(io::Error),
+    #[error("recv: {0}")]
+    Recv(io::Error),
+    #[error("process {pid} is stopping")]
+    Stopping { pid: u32 },
+    /// The process said its reload failed (`X_APP_RELOAD=failed ...`): `outcome` is what it said.
+    #[error("process {pid}: reload {outcome}")]
+    Failed { pid: u32, outcome: String },
+    #[error("process {pid} exited during the reload")]
+    Exited { pid: u32 },
 }
 
 /// Sends `pid` SIGHUP and waits until it has reloaded: `Err` says why the reload failed.
-pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), String> {
+pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), Error> {
     let path = socket_path(pid);
     let _ = std::fs::remove_file(&path);
-    let socket =
-        UnixDatagram::bind(&path).map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    let socket = match UnixDatagram::bind(&path) {
+        Ok(socket) => socket,
+        Err(source) => return Err(Error::Listen { path, source }),
+    };
     let _remove = RemoveOnDrop(path);
-    let process = pidfd(pid).map_err(|e| format!("process {pid}: {e}"))?;
+    let process = pidfd(pid).map_err(|source| Error::Watch { pid, source })?;
     // SAFETY: kill has no memory-safety preconditions; the pidfd keeps the pid from being reused.
     if unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) } != 0 {
-        return Err(format!("cannot signal process {pid}: {}", io::Error::last_os_error()));
+        return Err(Error::Signal { pid, source: io::Error::last_os_error() });
     }
     let deadline = Instant::now() + patience;
     let mut reloading = false;
@@ -59,7 +63,7 @@ pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), String> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("process {pid} was not ready again within {patience:?}"));
+            return Err(Error::Timeout { pid, patience });
         }
         let mut fds = [
             libc::pollfd { fd: socket.as_raw_fd(), events: libc::POLLIN, revents: 0 },
@@ -72,24 +76,24 @@ pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), String> {
             if error.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(format!("poll: {error}"));
+            return Err(Error::Poll(error));
         }
         if fds[0].revents & libc::POLLIN != 0 {
-            let length = socket.recv(&mut datagram).map_err(|e| format!("recv: {e}"))?;
+            let length = socket.recv(&mut datagram).map_err(Error::Recv)?;
             let text = String::from_utf8_lossy(&datagram[..length]);
             let lines: Vec<&str> = text.lines().collect();
             if lines.contains(&"STOPPING=1") {
-                return Err(format!("process {pid} is stopping"));
+                return Err(Error::Stopping { pid });
             }
             reloading |= lines.contains(&"RELOADING=1");
             if reloading && lines.contains(&"READY=1") {
                 return match lines.iter().find_map(|line| line.strip_prefix(RESULT_PREFIX)) {
-                    Some(outcome) => Err(format!("process {pid}: reload {outcome}")),
+                    Some(outcome) => Err(Error::Failed { pid, outcome: outcome.to_string() }),
                     None => Ok(()),
                 };
             }
         } else if fds[1].revents != 0 {
-            return Err(format!("process {pid} exited during the reload"));
+            return Err(Error::Exited { pid });
         }
     }
 }

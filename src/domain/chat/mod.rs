@@ -32,10 +32,10 @@ pub struct Hub {
 
 impl Hub {
     /// With Redis, starts the subscriber (it connects and reconnects in the background); in a
-    /// cluster worker without Redis, the primary's bus.
-    pub fn new(config: &Config, redis: Option<Arc<RedisLink>>) -> Hub {
+    /// cluster worker without Redis, the primary's bus (`bus`, the worker's end of it).
+    pub fn new(config: &Config, redis: Option<Arc<RedisLink>>, bus: Option<std::os::fd::OwnedFd>) -> Hub {
         let rooms = Arc::new(Rooms::new(config.chat_queue as usize));
-        let relay = Relay::choose(redis, &rooms);
+        let relay = Relay::choose(redis, bus, &rooms);
         Hub { rooms, relay, limits: Limits::from(config), sessions: socketio::Sessions::default() }
     }
 

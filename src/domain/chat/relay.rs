@@ -6,6 +6,7 @@
 mod primary;
 mod redis_pubsub;
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,10 +22,10 @@ pub enum Relay {
 
 impl Relay {
     /// Redis when there is one, else the bus a cluster primary handed this worker, if any.
-    pub fn choose(redis: Option<Arc<RedisLink>>, rooms: &Arc<Rooms>) -> Option<Relay> {
+    pub fn choose(redis: Option<Arc<RedisLink>>, bus: Option<OwnedFd>, rooms: &Arc<Rooms>) -> Option<Relay> {
         match redis {
             Some(link) => Some(Relay::Redis(RedisRelay::start(link, rooms.clone()))),
-            None => PrimaryRelay::inherited(rooms.clone()).map(Relay::Primary),
+            None => bus.and_then(|bus| PrimaryRelay::inherited(bus, rooms.clone())).map(Relay::Primary),
         }
     }
 

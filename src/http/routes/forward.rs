@@ -23,23 +23,22 @@ use crate::http::context::{Connection, Ctx};
 use crate::http::error::HttpError;
 use crate::http::http_builder;
 use crate::http::response::{Answer, Response};
-use crate::http::state::AppState;
-use crate::process::cluster::NOTIFY_DIR_PREFIX;
-use crate::process::systemd;
+use crate::http::state::{AppState, Placement};
 
 /// Where worker `worker` of this process's primary takes forwarded requests. The primary's
 /// directory is private to the instance (mode 0700) and goes away with it.
-fn socket_path(worker: u16) -> PathBuf {
-    let primary = std::os::unix::process::parent_id();
-    systemd::runtime_dir()
-        .join(format!("{NOTIFY_DIR_PREFIX}{primary}"))
-        .join(format!("socketio-{worker}.sock"))
+fn socket_path(placement: &Placement, worker: u16) -> Option<PathBuf> {
+    let dir = placement.primary_runtime_dir.as_ref()?;
+    Some(dir.join(format!("socketio-{worker}.sock")))
 }
 
 /// Serves the requests the other workers pass on to this one (worker `worker`), for as long as
 /// the process lives. A worker that replaces this one (a reload) takes the path over.
 pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>) {
-    let path = socket_path(worker);
+    let Some(path) = socket_path(&app.placement, worker) else {
+        tracing::warn!("no primary's directory: polling sessions of this worker reach it only directly");
+        return;
+    };
     let _ = std::fs::remove_file(&path);
     let listener = match UnixListener::bind(&path) {
         Ok(listener) => listener,
@@ -86,7 +85,9 @@ pub async fn to_worker<B: HandlerBody>(ctx: &Ctx, owner: u16, mut req: Request<B
         ))
     };
     let stream =
-        UnixStream::connect(socket_path(owner)).await.map_err(|problem| gone(problem.to_string()))?;
+        UnixStream::connect(socket_path(&ctx.app.placement, owner).ok_or_else(|| gone("no primary's directory".into()))?)
+            .await
+            .map_err(|problem| gone(problem.to_string()))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|problem| gone(problem.to_string()))?;

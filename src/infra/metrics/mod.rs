@@ -25,6 +25,15 @@ pub use region::{Lease, Shared};
 pub const FILE_ENV: &str = "APP_METRICS_FILE";
 pub const BLOCK_ENV: &str = "APP_METRICS_BLOCK";
 
+/// A worker's share of its instance's counters: the file its primary shares with every worker and
+/// the block in it leased to this one (read from [`FILE_ENV`] and [`BLOCK_ENV`] once, at start-up:
+/// `crate::process::inherited`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub file: PathBuf,
+    pub block: usize,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     region: Arc<Region>,
@@ -34,14 +43,10 @@ pub struct Metrics {
 impl Metrics {
     /// The block a cluster primary leased to this worker, else a private one. A worker that cannot
     /// map the shared file still counts, privately, and says so.
-    pub fn from_env() -> Metrics {
-        let file = std::env::var_os(FILE_ENV).map(PathBuf::from);
-        let block = std::env::var(BLOCK_ENV).ok().and_then(|b| b.parse::<usize>().ok());
-        // Not for the processes this one may start.
-        std::env::remove_var(FILE_ENV);
-        std::env::remove_var(BLOCK_ENV);
-        if let (Some(file), Some(block)) = (file, block) {
-            match Region::open(&file) {
+    pub fn from_share(share: Option<&Share>) -> Metrics {
+        if let Some(Share { file, block }) = share {
+            let block = *block;
+            match Region::open(file) {
                 Ok(region) if block < region.blocks() => {
                     return Metrics { region: Arc::new(region), block };
                 }

@@ -19,13 +19,15 @@
 
 use std::time::{Duration, Instant};
 
+use crate::process::backoff::Doubling;
+
 /// Identifies one worker process for its whole life (pids are reused; these are not).
 pub type WorkerId = u64;
 
 /// A worker that lived this long was healthy: its death restarts the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
-const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// The wait before a slot's next worker after quick deaths in a row: 0.1 s doubling to 10 s.
+const RESPAWNS: Doubling = Doubling { first: Duration::from_millis(100), max: Duration::from_secs(10) };
 /// What a draining worker gets beyond the drain timeout before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -42,16 +44,29 @@ pub enum Notice {
     /// READY=1: at first when every worker is, then at the end of each reload with its outcome.
     Ready {
         status: String,
-        reload: Option<Result<(), String>>,
+        reload: Option<Result<(), ReplacementFailed>>,
     },
     Reloading(String),
     Stopping(String),
 }
 
+/// Why a new worker did not take an old one's place (the old one keeps serving); a reload's
+/// failure when it was replacing for a reload. The texts reach `systemctl status` and
+/// `app reload --pid`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplacementFailed {
+    #[error("worker {slot}: cannot start a replacement: {error}")]
+    NotStarted { slot: usize, error: String },
+    #[error("worker {slot}: the replacement {how} before it was ready")]
+    Died { slot: usize, how: String },
+    #[error("worker {slot}: the replacement was not ready in {timeout:?}")]
+    NotReady { slot: usize, timeout: Duration },
+}
+
 /// The machine's way to act on the world.
 pub trait Effects {
     /// Starts a worker process for `slot`.
-    fn spawn(&mut self, slot: u16) -> Result<(WorkerId, u32), String>;
+    fn spawn(&mut self, slot: u16) -> std::io::Result<(WorkerId, u32)>;
     fn signal(&mut self, worker: WorkerId, signal: Signal);
     fn tell(&mut self, notice: Notice);
     /// The resident memory of a worker, if it can be read.
@@ -284,10 +299,8 @@ impl Machine {
                 );
                 if self.reload == Some(index) {
                     // The reload was waiting for this worker (its predecessor died meanwhile).
-                    failed = Some((
-                        Why::Reload,
-                        format!("worker {index}: the replacement {how} before it was ready"),
-                    ));
+                    failed =
+                        Some((Why::Reload, ReplacementFailed::Died { slot: index, how: how.to_string() }));
                 }
                 Phase::Waiting { at: now + delay }
             }
@@ -303,8 +316,8 @@ impl Machine {
                 Phase::Starting(new)
             }
             Phase::Replacing { old, new, why } => {
-                failed =
-                    Some((why, format!("worker {}: the replacement {how} before it was ready", new.slot)));
+                let slot = usize::from(new.slot);
+                failed = Some((why, ReplacementFailed::Died { slot, how: how.to_string() }));
                 Phase::Serving(old)
             }
             other => other,
@@ -350,7 +363,7 @@ impl Machine {
         self.finish_reload(Ok(()), effects);
     }
 
-    fn finish_reload(&mut self, outcome: Result<(), String>, effects: &mut impl Effects) {
+    fn finish_reload(&mut self, outcome: Result<(), ReplacementFailed>, effects: &mut impl Effects) {
         self.reload = None;
         match &outcome {
             Ok(()) => tracing::info!("reload done: every worker replaced"),
@@ -366,10 +379,10 @@ impl Machine {
         why: Why,
         now: Instant,
         effects: &mut impl Effects,
-    ) -> Result<(), String> {
+    ) -> Result<(), ReplacementFailed> {
         let (id, pid) = effects
             .spawn(index as u16)
-            .map_err(|error| format!("worker {index}: cannot start a replacement: {error}"))?;
+            .map_err(|error| ReplacementFailed::NotStarted { slot: index, error: error.to_string() })?;
         let new = Worker { id, pid, slot: index as u16, spawned: now, last_ping: now, killed: false };
         tracing::info!(worker = index, pid, ?why, "replacement started");
         let phase = std::mem::replace(&mut self.slots[index].phase, Phase::Empty);
@@ -380,7 +393,13 @@ impl Machine {
         Ok(())
     }
 
-    fn replacement_failed(&mut self, index: usize, why: Why, error: String, effects: &mut impl Effects) {
+    fn replacement_failed(
+        &mut self,
+        index: usize,
+        why: Why,
+        error: ReplacementFailed,
+        effects: &mut impl Effects,
+    ) {
         match why {
             Why::Reload if self.reload == Some(index) => self.finish_reload(Err(error), effects),
             _ => tracing::error!(%error, "the old worker keeps serving"),
@@ -481,10 +500,8 @@ impl Machine {
                     self.enforce_watchdog(&mut old, effects, now);
                     if self.ready_deadline(&new).is_some_and(|at| at <= now) {
                         kill(&mut new, effects);
-                        let error = format!(
-                            "worker {index}: the replacement was not ready in {:?}",
-                            self.limits.ready_timeout
-                        );
+                        let error =
+                            ReplacementFailed::NotReady { slot: index, timeout: self.limits.ready_timeout };
                         self.retired.push(Retired { worker: new, kill_at: now });
                         failed.push((index, why, error));
                         Phase::Serving(old)
@@ -559,7 +576,7 @@ impl Machine {
             return Duration::ZERO;
         }
         slot.quick_deaths += 1;
-        FIRST_BACKOFF.saturating_mul(1 << (slot.quick_deaths - 1).min(16)).min(MAX_BACKOFF)
+        RESPAWNS.after(slot.quick_deaths)
     }
 
     /// STATUS= when it changed; READY=1 once, when every worker first is.

@@ -7,13 +7,11 @@ mod machine;
 mod worker;
 
 use std::collections::HashMap;
-use std::error::Error;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tokio::time::sleep_until;
 
@@ -21,8 +19,10 @@ use crate::config::Config;
 use crate::infra::metrics;
 use crate::infra::procfs;
 use crate::process::listener;
+use crate::process::signals::{Received, Signals};
 use crate::process::systemd;
 use crate::process::watcher;
+use crate::process::{Error, MEMORY_CHECK_PERIOD};
 use bus::Bus;
 use machine::{Effects, Input, Limits, Machine, Notice, Signal, WorkerId};
 pub use worker::WORKER_INDEX_ENV;
@@ -31,41 +31,17 @@ use worker::{Event, SpawnSpec};
 /// The watchdog a worker is held to when the primary itself has none from systemd.
 const DEFAULT_WORKER_WATCHDOG: Duration = Duration::from_secs(20);
 
-pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
+/// Runs a cluster's primary until it and its workers have stopped.
+pub fn run(config: Config, exe: &Path) -> Result<(), Error> {
     let acquired = listener::acquire(&config)?;
-    let workers = config.worker_count();
-    tracing::info!(
-        listen = %acquired.local_addr,
-        listener = %acquired.source,
-        workers,
-        "cluster primary starting its workers"
-    );
-    if config.redis_url.is_none() {
-        tracing::warn!(
-            workers,
-            "no --redis-url: chat crosses this instance's workers through the primary; other instances and hosts need --redis-url"
-        );
-    }
-    let notify_dir = NotifyDir::create()?;
-    // Workers count into blocks of one shared file so that any of them can answer for the instance.
-    let metrics = metrics::Shared::create(&notify_dir.0, workers)
-        .inspect_err(|error| tracing::warn!(%error, "no shared metrics: each worker counts its own"))
-        .ok();
+    announce_start(&config, &acquired);
+    let notify_dir = NotifyDir::create().map_err(Error::Start)?;
     let watchdog = systemd::watchdog_timeout();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Start)?;
     // The workers' events, the bus's among them. With Redis, chat goes there and needs no bus.
     let (events_tx, events) = mpsc::unbounded_channel();
     let bus = config.redis_url.is_none().then(|| Bus::new(events_tx.clone()));
-    let spec = Arc::new(SpawnSpec {
-        exe: exe.to_path_buf(),
-        args: std::env::args_os().skip(1).collect(),
-        listener_fd: acquired.listener.as_raw_fd(),
-        workers,
-        watchdog: watchdog.unwrap_or(DEFAULT_WORKER_WATCHDOG),
-        notify_dir: notify_dir.0.clone(),
-        metrics,
-        bus,
-    });
+    let spec = Arc::new(spawn_spec(&config, exe, &acquired, &notify_dir, watchdog, bus));
     runtime.block_on(async {
         if let Some(path) = config.watched(exe) {
             tokio::spawn(watcher::run(path));
@@ -83,8 +59,50 @@ pub fn run(config: Config, exe: &Path) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
-/// How often the workers' memory is compared with --worker-max-memory.
-const MEMORY_CHECK_PERIOD: Duration = Duration::from_secs(1);
+/// The start-up log: what the primary listens on, how many workers it starts, and whether chat
+/// crosses more than this instance.
+fn announce_start(config: &Config, acquired: &listener::Acquired) {
+    let workers = config.worker_count();
+    tracing::info!(
+        listen = %acquired.local_addr,
+        listener = %acquired.source,
+        workers,
+        "cluster primary starting its workers"
+    );
+    if config.redis_url.is_none() {
+        tracing::warn!(
+            workers,
+            "no --redis-url: chat crosses this instance's workers through the primary; other instances and hosts need --redis-url"
+        );
+    }
+}
+
+/// What every worker is started with: this binary and its arguments, the listener, a notify socket
+/// in the primary's directory, a block of the shared metrics (when the file can be made), the bus.
+fn spawn_spec(
+    config: &Config,
+    exe: &Path,
+    acquired: &listener::Acquired,
+    notify_dir: &NotifyDir,
+    watchdog: Option<Duration>,
+    bus: Option<Arc<Bus>>,
+) -> SpawnSpec {
+    let workers = config.worker_count();
+    // Workers count into blocks of one shared file so that any of them can answer for the instance.
+    let metrics = metrics::Shared::create(&notify_dir.0, workers)
+        .inspect_err(|error| tracing::warn!(%error, "no shared metrics: each worker counts its own"))
+        .ok();
+    SpawnSpec {
+        exe: exe.to_path_buf(),
+        args: std::env::args_os().skip(1).collect(),
+        listener_fd: acquired.listener.as_raw_fd(),
+        workers,
+        watchdog: watchdog.unwrap_or(DEFAULT_WORKER_WATCHDOG),
+        notify_dir: notify_dir.0.clone(),
+        metrics,
+        bus,
+    }
+}
 
 /// Turns signals, worker events and timers into the machine's inputs, until it has stopped.
 async fn supervise(
@@ -92,10 +110,8 @@ async fn supervise(
     limits: Limits,
     watchdog: Option<Duration>,
     (events_tx, mut events): Events,
-) -> std::io::Result<()> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
+) -> Result<(), Error> {
+    let mut signals = Signals::install().map_err(Error::Start)?;
     let mut processes =
         Processes { spec: spec.clone(), events: events_tx, workers: HashMap::new(), next_id: 0 };
     let check_memory = limits.max_memory.is_some();
@@ -107,24 +123,12 @@ async fn supervise(
     while !machine.finished() {
         let deadline = machine.next_deadline();
         let input = tokio::select! {
-            _ = sigterm.recv() => { tracing::info!("SIGTERM: stopping the workers"); Input::Stop }
-            _ = sigint.recv() => { tracing::info!("SIGINT: stopping the workers"); Input::Stop }
-            _ = sighup.recv() => Input::Reload,
-            Some((worker, event)) = events.recv() => match event {
-                Event::Ready => Input::Ready(worker),
-                Event::Pinged => Input::Pinged(worker),
-                Event::Unfit => Input::Unfit(worker),
-                Event::Exited(how) => {
-                    processes.workers.remove(&worker);
-                    Input::Exited { worker, how }
-                }
-            },
+            received = signals.recv() => on_signal(received),
+            Some((worker, event)) = events.recv() => processes.on_event(worker, event),
             _ = sleep_until(deadline.map_or_else(far_future, Into::into)), if deadline.is_some() => Input::Tick,
             _ = memory_checks.tick(), if check_memory => Input::CheckMemory,
             _ = pings.tick(), if watchdog.is_some() => {
-                if machine.ready_count() > 0 {
-                    systemd::watchdog_ping();
-                }
+                ping_for_the_instance(&machine);
                 continue;
             }
         };
@@ -135,6 +139,28 @@ async fn supervise(
     }
     tracing::info!("all workers stopped");
     Ok(())
+}
+
+/// What a signal to the primary asks of the machine.
+fn on_signal(received: Received) -> Input {
+    match received {
+        Received::Terminate => {
+            tracing::info!("SIGTERM: stopping the workers");
+            Input::Stop
+        }
+        Received::Interrupt => {
+            tracing::info!("SIGINT: stopping the workers");
+            Input::Stop
+        }
+        Received::Hangup => Input::Reload,
+    }
+}
+
+/// WATCHDOG=1 for the instance, while at least one worker is ready to serve.
+fn ping_for_the_instance(machine: &Machine) {
+    if machine.ready_count() > 0 {
+        systemd::watchdog_ping();
+    }
 }
 
 /// Both ends of the channel of the workers' events.
@@ -152,11 +178,26 @@ struct Processes {
     next_id: WorkerId,
 }
 
+impl Processes {
+    /// What a worker's event tells the machine; an exited worker's handle goes (it can no longer be
+    /// signalled).
+    fn on_event(&mut self, worker: WorkerId, event: Event) -> Input {
+        match event {
+            Event::Ready => Input::Ready(worker),
+            Event::Pinged => Input::Pinged(worker),
+            Event::Unfit => Input::Unfit(worker),
+            Event::Exited(how) => {
+                self.workers.remove(&worker);
+                Input::Exited { worker, how }
+            }
+        }
+    }
+}
+
 impl Effects for Processes {
-    fn spawn(&mut self, slot: u16) -> Result<(WorkerId, u32), String> {
+    fn spawn(&mut self, slot: u16) -> std::io::Result<(WorkerId, u32)> {
         self.next_id += 1;
-        let handle =
-            worker::spawn(&self.spec, slot, self.next_id, self.events.clone()).map_err(|e| e.to_string())?;
+        let handle = worker::spawn(&self.spec, slot, self.next_id, self.events.clone())?;
         let pid = handle.pid;
         self.workers.insert(self.next_id, handle);
         Ok((self.next_id, pid))
@@ -174,7 +215,7 @@ impl Effects for Processes {
     fn tell(&mut self, notice: Notice) {
         match notice {
             Notice::Status(status) => systemd::status(&status),
-            Notice::Ready { status, reload } => systemd::ready_after(&status, reload.as_ref()),
+            Notice::Ready { status, reload } => systemd::ready_after(&status, reload.and_then(Result::err)),
             Notice::Reloading(status) => systemd::reloading(&status),
             Notice::Stopping(status) => systemd::stopping(&status),
         }

@@ -5,7 +5,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -85,15 +85,46 @@ pub fn spawn(
     let socket_path = spec.notify_dir.join(format!("worker-{index}-{id}.sock"));
     let _ = std::fs::remove_file(&socket_path);
     let notify = UnixDatagram::bind(&socket_path)?;
-    let primary = std::process::id();
-    let listener_fd = spec.listener_fd;
+    let pair = spec.bus.as_ref().map(|_| Bus::pair()).transpose()?;
+    let bus_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
+    let lease = spec.metrics.as_ref().and_then(|shared| shared.lease());
+    let mut command = command(spec, index, &socket_path, bus_fd.is_some(), lease.as_ref());
+    hand_over(&mut command, spec.listener_fd, bus_fd);
+    let child = command.spawn()?;
+    let pid = child.id().unwrap_or(0);
+    // The worker's end now lives in the worker only (dropped here), so the primary reads the end
+    // of the bus once the worker is gone.
+    if let (Some(bus), Some((ours, _theirs))) = (&spec.bus, pair) {
+        bus.attach(id, index, pid, ours);
+    }
+    let (signals, signals_rx) = mpsc::unbounded_channel();
+    let bus = spec.bus.clone();
+    tokio::spawn(async move {
+        let how = watch(id, child, notify, socket_path, lease, signals_rx, &events).await;
+        // Before the exit is reported, so the slot's next worker never shares the bus with it.
+        if let Some(bus) = bus {
+            bus.detach(id);
+        }
+        let _ = events.send((id, Event::Exited(how)));
+    });
+    Ok(Handle { pid, signals })
+}
 
+/// The worker's command line and environment: what it inherits (see crate::process::inherited),
+/// and nothing of the primary's own environment that would say more.
+fn command(
+    spec: &SpawnSpec,
+    index: u16,
+    socket_path: &Path,
+    has_bus: bool,
+    lease: Option<&Lease>,
+) -> Command {
     let mut command = Command::new(&spec.exe);
     command
         .args(&spec.args)
         .env(WORKER_INDEX_ENV, index.to_string())
         .env("APP_WORKERS", spec.workers.to_string())
-        .env("NOTIFY_SOCKET", &socket_path)
+        .env("NOTIFY_SOCKET", socket_path)
         .env("WATCHDOG_USEC", spec.watchdog.as_micros().to_string())
         .env("LISTEN_FDS", "1")
         // The worker's pid is unknown before the fork; an absent LISTEN_PID means "this process"
@@ -102,15 +133,24 @@ pub fn spawn(
         .env_remove("LISTEN_FDNAMES")
         .env_remove("WATCHDOG_PID")
         .stdin(Stdio::null());
-    let pair = spec.bus.as_ref().map(|_| Bus::pair()).transpose()?;
-    let bus_fd = pair.as_ref().map(|(_, theirs)| theirs.as_raw_fd());
-    if bus_fd.is_some() {
+    if has_bus {
         command.env(bus::BUS_FD_ENV, bus::BUS_FD.to_string());
+    } else {
+        command.env_remove(bus::BUS_FD_ENV);
     }
-    let lease = spec.metrics.as_ref().and_then(|shared| shared.lease());
-    if let (Some(shared), Some(lease)) = (&spec.metrics, &lease) {
-        command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string());
-    }
+    match (&spec.metrics, lease) {
+        (Some(shared), Some(lease)) => {
+            command.env(metrics::FILE_ENV, &shared.path).env(metrics::BLOCK_ENV, lease.index.to_string())
+        }
+        _ => command.env_remove(metrics::FILE_ENV).env_remove(metrics::BLOCK_ENV),
+    };
+    command
+}
+
+/// Between fork and exec: ties the worker's life to the primary's, and puts the listener at fd 3
+/// and the worker's end of the bus (if any) at [`bus::BUS_FD`].
+fn hand_over(command: &mut Command, listener_fd: RawFd, bus_fd: Option<RawFd>) {
+    let primary = std::process::id();
     // SAFETY: between fork and exec the hook makes only async-signal-safe calls.
     unsafe {
         command.pre_exec(move || {
@@ -134,24 +174,6 @@ pub fn spawn(
             Ok(())
         });
     }
-    let child = command.spawn()?;
-    let pid = child.id().unwrap_or(0);
-    // The worker's end now lives in the worker only (dropped here), so the primary reads the end
-    // of the bus once the worker is gone.
-    if let (Some(bus), Some((ours, _theirs))) = (&spec.bus, pair) {
-        bus.attach(id, index, pid, ours);
-    }
-    let (signals, signals_rx) = mpsc::unbounded_channel();
-    let bus = spec.bus.clone();
-    tokio::spawn(async move {
-        let how = watch(id, child, notify, socket_path, lease, signals_rx, &events).await;
-        // Before the exit is reported, so the slot's next worker never shares the bus with it.
-        if let Some(bus) = bus {
-            bus.detach(id);
-        }
-        let _ = events.send((id, Event::Exited(how)));
-    });
-    Ok(Handle { pid, signals })
 }
 
 /// Reports what worker `id` says on its notify socket and sends it the signals asked, until it

@@ -7,8 +7,7 @@
 //! whose bus closes (the primary cut it off as too slow to read, or is gone) is about to be
 //! replaced, and meanwhile its sends fail with an error frame.
 
-use std::os::fd::{FromRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::domain::chat::rooms::Rooms;
-use crate::process::cluster::bus::{wire, BUS_FD_ENV};
+use crate::process::cluster::bus::wire;
 
 /// Bytes of frames waiting for this worker's writer; a sender waits for room (at most
 /// [`SEND_TIMEOUT`]). Counted in bytes, not frames, since a frame may be up to a MiB.
@@ -44,20 +43,11 @@ pub struct PrimaryRelay {
 }
 
 impl PrimaryRelay {
-    /// The bus the primary handed this process, if it is one of its workers (taken once: the fd
-    /// then belongs to the relay).
-    pub fn inherited(rooms: Arc<Rooms>) -> Option<PrimaryRelay> {
-        static TAKEN: AtomicBool = AtomicBool::new(false);
-        let fd: RawFd = std::env::var(BUS_FD_ENV).ok()?.parse().ok()?;
-        if TAKEN.swap(true, Ordering::SeqCst) {
-            return None;
-        }
-        // SAFETY: the primary put this socket at this fd for this process alone, and it is taken
-        // once (above), so nothing else owns or closes it.
-        let stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
-        // Not passed on to anything this process might start.
-        // SAFETY: fcntl on an fd this process owns.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    /// The relay over `bus`, the socket the primary handed this process (taken over, close-on-exec,
+    /// at start-up: `crate::process::inherited`).
+    pub fn inherited(bus: OwnedFd, rooms: Arc<Rooms>) -> Option<PrimaryRelay> {
+        let fd = bus.as_raw_fd();
+        let stream = std::os::unix::net::UnixStream::from(bus);
         let stream = match stream.set_nonblocking(true).and_then(|()| UnixStream::from_std(stream)) {
             Ok(stream) => stream,
             Err(error) => {

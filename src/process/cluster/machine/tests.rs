@@ -15,7 +15,7 @@ struct Fake {
 }
 
 impl Effects for Fake {
-    fn spawn(&mut self, slot: u16) -> Result<(WorkerId, u32), String> {
+    fn spawn(&mut self, slot: u16) -> std::io::Result<(WorkerId, u32)> {
         self.next += 1;
         self.started.push((self.next, slot));
         Ok((self.next, 1000 + self.next as u32))
@@ -35,11 +35,14 @@ impl Fake {
     fn last_started(&self) -> WorkerId {
         self.started.last().unwrap().0
     }
+    /// Each reload's outcome, a failure as its text.
     fn reload_outcomes(&self) -> Vec<Result<(), String>> {
         self.notices
             .iter()
             .filter_map(|notice| match notice {
-                Notice::Ready { reload: Some(outcome), .. } => Some(outcome.clone()),
+                Notice::Ready { reload: Some(outcome), .. } => {
+                    Some(outcome.clone().map_err(|e| e.to_string()))
+                }
                 _ => None,
             })
             .collect()
@@ -90,7 +93,7 @@ fn a_dead_worker_is_started_again_after_a_backoff() {
     assert_eq!(machine.status(), "1/2 workers ready, 1 restart");
     assert_eq!(fake.started.len(), 2, "not at once: it died young");
     let due = machine.next_deadline().unwrap();
-    assert_eq!(due, secs(t0, 1) + FIRST_BACKOFF);
+    assert_eq!(due, secs(t0, 1) + Duration::from_millis(100), "the first respawn back-off");
     machine.handle(Input::Tick, due, &mut fake);
     assert_eq!(fake.started.last(), Some(&(3, 0)));
 }
