@@ -84,10 +84,11 @@ pub async fn to_worker<B: HandlerBody>(ctx: &Ctx, owner: u16, mut req: Request<B
             "the session's worker ({owner}) cannot be reached ({problem}): open a new session"
         ))
     };
-    let stream =
-        UnixStream::connect(socket_path(&ctx.app.placement, owner).ok_or_else(|| gone("no primary's directory".into()))?)
-            .await
-            .map_err(|problem| gone(problem.to_string()))?;
+    let stream = UnixStream::connect(
+        socket_path(&ctx.app.placement, owner).ok_or_else(|| gone("no primary's directory".into()))?,
+    )
+    .await
+    .map_err(|problem| gone(problem.to_string()))?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|problem| gone(problem.to_string()))?;

@@ -6,6 +6,7 @@ use hyper::{Request, StatusCode};
 use crate::http::context::Ctx;
 use crate::http::error::HttpError;
 use crate::http::response::{with_type, Answer};
+use crate::infra::metrics::process::{self, Instance};
 
 pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
     let (app, client) = (&ctx.app, ctx.client);
@@ -15,6 +16,13 @@ pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
     if !from_this_host && !app.config.metrics_allow.iter().any(|net| net.contains(&client)) {
         return Err(HttpError::Forbidden(format!("{client} may not read /metrics (see --metrics-allow)")));
     }
-    let page = app.metrics.render() + &crate::infra::metrics::process::text(&app.placement);
+    let placement = &app.placement;
+    let instance = Instance {
+        is_worker: placement.worker.is_some(),
+        name: placement.instance.as_deref(),
+        mode: placement.mode,
+        workers: placement.workers,
+    };
+    let page = app.metrics.render() + &process::text(&instance);
     Ok(with_type(StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", page))
 }

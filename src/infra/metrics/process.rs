@@ -9,22 +9,33 @@
 use std::fmt::Write;
 
 use super::render::family;
-use crate::http::state::Placement;
+use crate::config::Mode;
 use crate::infra::procfs;
 
-pub fn text(placement: &Placement) -> String {
+/// What the info family says of the instance, and whose processes the `process_*` families sum.
+pub struct Instance<'a> {
+    /// Whether this process is a cluster worker: then the instance is its parent, the primary,
+    /// with the primary's children.
+    pub is_worker: bool,
+    /// The systemd instance name, if any.
+    pub name: Option<&'a str>,
+    pub mode: Mode,
+    pub workers: u16,
+}
+
+pub fn text(instance: &Instance) -> String {
     let own = std::process::id();
     // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() } as u32;
-    let main = if placement.worker.is_some() { parent } else { own };
-    let processes: Vec<u32> = if placement.worker.is_some() {
+    let main = if instance.is_worker { parent } else { own };
+    let processes: Vec<u32> = if instance.is_worker {
         std::iter::once(main).chain(procfs::children(main)).collect()
     } else {
         vec![own]
     };
     let sum = |read: fn(u32) -> Option<u64>| processes.iter().filter_map(|&pid| read(pid)).sum::<u64>();
     let mut cpu_ticks = sum(procfs::cpu_ticks);
-    if placement.worker.is_some() {
+    if instance.is_worker {
         cpu_ticks += procfs::reaped_children_ticks(main).unwrap_or(0);
     }
 
@@ -84,9 +95,9 @@ pub fn text(placement: &Placement) -> String {
     let _ = writeln!(
         out,
         "app_instance_info{{name=\"{}\",mode=\"{}\",main_pid=\"{main}\",workers=\"{}\"}} 1",
-        escape(placement.instance.as_deref().unwrap_or("")),
-        placement.mode.as_str(),
-        placement.workers
+        escape(instance.name.unwrap_or("")),
+        instance.mode.as_str(),
+        instance.workers
     );
     out
 }
