@@ -39,7 +39,7 @@ dir=$(mktemp -d)
 exec {launcher}< <(exec tests/lib/activate.py "$bin" --mode cluster --workers 2 --data-dir "$dir" 2> "$dir/log")
 launched=$!
 # The launcher ends once the app has: then its files can go.
-trap 'kill "$app" 2>/dev/null; wait "$launched" 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill "${app:-}" 2>/dev/null; wait "$launched" 2>/dev/null; rm -rf "$dir"' EXIT
 read -r app port <&"$launcher" || { cat "$dir/log" >&2; echo "the app did not start" >&2; exit 1; }
 curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz"
 curl -fsS -o /dev/null "http://127.0.0.1:$port/api/randoms?cant=5"
