@@ -111,12 +111,9 @@ fn main() {
 /// 10,000 client sockets need 10,000 descriptors: the soft limit up to the hard one.
 fn raise_nofile() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit write and read only the struct given.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
+    // SAFETY: getrlimit writes only the struct given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    support::set_nofile(limit.rlim_max, limit.rlim_max).unwrap();
 }
 
 /// The processes under test: our instances or Node's, and the Redis they share.
