@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::chat::ChatClient;
 use support::redis::Redis;
-use support::{App, TempDir};
+use support::{temp_dir, App};
 
 const MESSAGES_PER_SENDER: usize = 10_000;
 const RUNS: usize = 3;
@@ -43,9 +43,9 @@ fn report(what: &str, took: Duration) {
 /// One run on a fresh two-worker cluster started with `extra`: how long until both senders have
 /// every message of both.
 fn run(extra: &[&str]) -> Duration {
-    let data = TempDir::new();
+    let data = temp_dir();
     let burst = MESSAGES_PER_SENDER.to_string();
-    let mut args = vec!["--mode", "cluster", "--workers", "2", "--data-dir", data.0.to_str().unwrap()];
+    let mut args = vec!["--mode", "cluster", "--workers", "2", "--data-dir", data.path().to_str().unwrap()];
     args.extend_from_slice(&["--chat-rate", "10000", "--chat-burst", &burst, "--chat-queue", "65536"]);
     args.extend_from_slice(extra);
     let app = App::activated(&args).ready();

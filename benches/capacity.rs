@@ -23,7 +23,7 @@ mod support;
 #[path = "capacity/client.rs"]
 mod client;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,9 +33,10 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use app::infra::procfs;
 use client::{Incoming, Protocol, Socket};
 use support::redis::Redis;
-use support::{App, TempDir};
+use support::{temp_dir, App, TempDir};
 
 /// Loopback source addresses the clients bind before connecting (127.0.0.2 ..= 127.0.0.9).
 const SOURCES: u8 = 8;
@@ -110,12 +111,9 @@ fn main() {
 /// 10,000 client sockets need 10,000 descriptors: the soft limit up to the hard one.
 fn raise_nofile() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit write and read only the struct given.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
+    // SAFETY: getrlimit writes only the struct given.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+    support::set_nofile(limit.rlim_max, limit.rlim_max).unwrap();
 }
 
 /// The processes under test: our instances or Node's, and the Redis they share.
@@ -144,8 +142,9 @@ fn start(stack: Stack, instances: usize, redis: Option<Redis>) -> Servers {
     for _ in 0..instances {
         match stack {
             Stack::Ours(_) => {
-                let data = TempDir::new();
-                let mut args = vec!["--data-dir", data.0.to_str().unwrap(), "--max-connections", "15000"];
+                let data = temp_dir();
+                let mut args =
+                    vec!["--data-dir", data.path().to_str().unwrap(), "--max-connections", "15000"];
                 if let Some(url) = &url {
                     args.extend_from_slice(&["--redis-url", url]);
                 }
@@ -169,7 +168,7 @@ fn start(stack: Stack, instances: usize, redis: Option<Redis>) -> Servers {
                 servers.pids.push(child.id() as i32);
                 servers.node.push(child);
                 servers.addrs.push(addr);
-                wait_listening(addr);
+                support::wait_listening(addr, || format!("node listens on {addr}"));
             }
         }
     }
@@ -180,14 +179,6 @@ fn start(stack: Stack, instances: usize, redis: Option<Redis>) -> Servers {
 /// The binary under test: this build's, or CAPACITY_APP (another build, to compare).
 fn app_binary() -> std::path::PathBuf {
     std::env::var_os("CAPACITY_APP").map_or_else(|| support::BIN.into(), Into::into)
-}
-
-fn wait_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + support::PATIENCE;
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {addr}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Who connects where: member `i` is in room `i % rooms`, on server `(i / rooms) % servers` (so
@@ -431,10 +422,10 @@ async fn load(stack: Stack) {
         .pids
         .iter()
         .zip(&cpu_before)
-        .map(|(&pid, before)| (cpu_ticks(pid) - before) as f64 / ticks_per_second() / elapsed * 100.0)
+        .map(|(&pid, before)| procfs::ticks_to_seconds(cpu_ticks(pid) - before) / elapsed * 100.0)
         .collect();
     let client_cpu =
-        (cpu_ticks(std::process::id() as i32) - client_before) as f64 / ticks_per_second() / elapsed * 100.0;
+        procfs::ticks_to_seconds(cpu_ticks(std::process::id() as i32) - client_before) / elapsed * 100.0;
     let rss_loaded: Vec<i64> = servers.pids.iter().map(|&pid| rss_kib(pid)).collect();
     let _ = stop_tx.send(true);
     let mut delays = Vec::with_capacity(expected as usize);
@@ -494,22 +485,12 @@ async fn load(stack: Stack) {
 }
 
 fn rss_kib(pid: i32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    (procfs::rss_bytes(pid as u32).unwrap() / 1024) as i64
 }
 
-/// User plus system CPU time of `pid`, in clock ticks (proc(5): fields 14 and 15 of stat).
+/// User plus system CPU time of `pid`, in clock ticks.
 fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The command name may hold spaces: count fields after its closing parenthesis.
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+    procfs::cpu_ticks(pid as u32).unwrap()
 }
 
 fn load_average() -> String {

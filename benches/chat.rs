@@ -1,8 +1,6 @@
-//! `cargo bench --bench chat`: chat at scale on this machine.
-//! 1. 1,000 clients in one room, connected through nginx to four instances sharing a Redis; a
-//!    sender posts messages; the delay from send to arrival at every client (target p99 <= 50 ms).
-//! 2. Memory per idle chat socket: one instance's resident memory before and after 1,000 idle
-//!    sockets.
+//! `cargo bench --bench chat`: chat at scale on this machine. 1,000 clients in one room, connected
+//! through nginx to four instances sharing a Redis; a sender posts messages; the delay from send to
+//! arrival at every client (target p99 <= 50 ms). Memory per idle socket is benches/capacity.rs's.
 //!
 //! Bounded: fixed counts, and every wait has a deadline.
 
@@ -21,7 +19,7 @@ use tokio_tungstenite::{client_async_with_config, WebSocketStream};
 
 use support::nginx::Nginx;
 use support::redis::Redis;
-use support::{App, TempDir};
+use support::{temp_dir, App, TempDir};
 
 const CLIENTS: usize = 1_000;
 const INSTANCES: usize = 4;
@@ -33,11 +31,10 @@ type Socket = WebSocketStream<TcpStream>;
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(delivery());
-    runtime.block_on(idle_memory());
 }
 
 fn start(args: &[&str], data: &TempDir) -> App {
-    let mut all = vec!["--data-dir", data.0.to_str().unwrap(), "--max-connections", "4096"];
+    let mut all = vec!["--data-dir", data.path().to_str().unwrap(), "--max-connections", "4096"];
     all.extend_from_slice(args);
     App::activated(&all).ready()
 }
@@ -48,7 +45,7 @@ async fn connect(addr: SocketAddr, room: &str, name: &str) -> Socket {
     // tungstenite zeroes its whole read buffer (128 KiB by default) on every read: with 1,000
     // clients that memset was most of this bench's CPU, and the bench measured itself.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let url = format!("ws://{addr}/ws?room={room}&name={name}");
+    let url = support::chat::url(addr, room, name);
     let (socket, _) = client_async_with_config(url, stream, Some(config)).await.unwrap();
     socket
 }
@@ -91,7 +88,7 @@ async fn receive(socket: Socket, base: Instant, latencies: Arc<Mutex<Vec<Duratio
 
 async fn delivery() {
     let redis = Redis::start();
-    let data: Vec<TempDir> = (0..INSTANCES).map(|_| TempDir::new()).collect();
+    let data: Vec<TempDir> = (0..INSTANCES).map(|_| temp_dir()).collect();
     let url = redis.url();
     let apps: Vec<App> = data
         .iter()
@@ -147,28 +144,7 @@ async fn delivery() {
     }
 }
 
-async fn idle_memory() {
-    let data = TempDir::new();
-    let app = start(&[], &data);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_kib(app.pid());
-    // Each client reads (and so drains the join notices), as an idle browser tab does.
-    let mut idle = Vec::new();
-    connect_many(app.addr, CLIENTS, "idle", |socket| {
-        let (sink, mut stream) = socket.split();
-        idle.push((sink, tokio::spawn(async move { while stream.next().await.is_some() {} })));
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = rss_kib(app.pid());
-    println!(
-        "idle chat sockets: rss {before} KiB before, {after} KiB with {CLIENTS} open = {:.1} KiB per socket",
-        (after - before) as f64 / CLIENTS as f64
-    );
-}
-
-fn rss_kib(pid: i32) -> i64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: i32) -> u64 {
+    app::infra::procfs::rss_bytes(pid as u32).unwrap() / 1024
 }

@@ -11,14 +11,14 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use support::nginx::Nginx;
-use support::{read_framed_response, App, TempDir};
+use support::{read_framed_response, temp_dir, App};
 
 const CLIENTS: usize = 64;
 const WRITES_PER_CLIENT: usize = 2_000;
 const DURATION: Duration = Duration::from_secs(10);
 
 fn main() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
     let app = App::activated(&[
         "--mode",
@@ -26,7 +26,7 @@ fn main() {
         "--workers",
         &workers,
         "--data-dir",
-        data.0.to_str().unwrap(),
+        data.path().to_str().unwrap(),
         "--max-connections",
         "4096",
     ])

@@ -30,7 +30,8 @@ fn binds_its_own_port_without_a_passed_socket() {
 #[test]
 fn a_socket_for_another_process_is_not_taken() {
     // LISTEN_PID names someone else: the socket is not ours, so the app binds --port itself.
-    let (mut child, line) = start_plain(&["--port", "0"], &[("LISTEN_FDS", "1"), ("LISTEN_PID", "1")]);
+    let (mut child, line, _state) =
+        start_plain(&["--port", "0"], &[("LISTEN_FDS", "1"), ("LISTEN_PID", "1")]);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(line.contains("bound by this process"), "{line}");
@@ -58,10 +59,9 @@ fn no_watchdog_pings_for_another_process() {
 
 #[test]
 fn works_without_a_notify_socket() {
-    let (mut child, line) = start_plain(&["--port", "0"], &[]);
+    let (mut child, line, _state) = start_plain(&["--port", "0"], &[]);
     assert!(line.contains("serving (fork mode)"), "{line}");
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    signal(child.id() as i32, libc::SIGTERM);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
@@ -73,10 +73,10 @@ fn systemd_socket_activate_starts_it() {
         probe.local_addr().unwrap().port()
     };
     // The todo store in a directory of the test's, as StateDirectory= would give (not ./data).
-    let state = TempDir::new();
+    let state = temp_dir();
     let mut activator = std::process::Command::new("systemd-socket-activate")
         .args(["-l", &format!("127.0.0.1:{port}")])
-        .arg(format!("--setenv=STATE_DIRECTORY={}", state.0.display()))
+        .arg(format!("--setenv=STATE_DIRECTORY={}", state.path().display()))
         .arg(BIN)
         .stderr(std::process::Stdio::piped())
         .spawn()

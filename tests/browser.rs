@@ -12,11 +12,18 @@ use support::*;
 #[test]
 fn two_browsers_chat_through_nginx_across_two_instances() {
     let redis = Redis::start();
-    let (data_a, data_b) = (TempDir::new(), TempDir::new());
+    let (data_a, data_b) = (temp_dir(), temp_dir());
     let url = redis.url();
     let start = |instance: &str, data: &TempDir| {
-        App::activated(&["--instance", instance, "--redis-url", &url, "--data-dir", data.0.to_str().unwrap()])
-            .ready()
+        App::activated(&[
+            "--instance",
+            instance,
+            "--redis-url",
+            &url,
+            "--data-dir",
+            data.path().to_str().unwrap(),
+        ])
+        .ready()
     };
     let a = start("8082", &data_a);
     let b = start("8085", &data_b);
@@ -75,8 +82,9 @@ fn a_browser_message_through_nginx_reaches_a_client_of_another_instance() {
 
 /// A ready fork-mode instance on `redis`, with a todo store of its own (kept while the test runs).
 fn instance_of(redis: &Redis) -> (App, TempDir) {
-    let data = TempDir::new();
-    let app = App::activated(&["--redis-url", &redis.url(), "--data-dir", data.0.to_str().unwrap()]).ready();
+    let data = temp_dir();
+    let app =
+        App::activated(&["--redis-url", &redis.url(), "--data-dir", data.path().to_str().unwrap()]).ready();
     (app, data)
 }
 
@@ -93,9 +101,10 @@ fn chat_socket_in_the_page(then: &str) -> String {
 
 #[test]
 fn a_browser_sees_clean_closes_with_their_codes() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app =
-        App::activated(&["--data-dir", data.0.to_str().unwrap(), "--chat-max-message-bytes", "64"]).ready();
+        App::activated(&["--data-dir", data.path().to_str().unwrap(), "--chat-max-message-bytes", "64"])
+            .ready();
     let driver = ChromeDriver::start();
     let browser = driver.session();
     browser.goto(&format!("http://{}/", app.addr));
@@ -124,8 +133,8 @@ const COUNT_ATTEMPTS: &str = "window.attempts = 0;
 
 /// One instance behind nginx, and a browser on the page through it.
 fn page_through_nginx(driver: &ChromeDriver) -> (App, Nginx, TempDir, support::webdriver::Session<'_>) {
-    let data = TempDir::new();
-    let app = App::activated(&["--data-dir", data.0.to_str().unwrap()]).ready();
+    let data = temp_dir();
+    let app = App::activated(&["--data-dir", data.path().to_str().unwrap()]).ready();
     let nginx = Nginx::start(&[app.addr]);
     let browser = driver.session();
     browser.goto(&format!("http://{}/", nginx.addr));

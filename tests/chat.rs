@@ -13,8 +13,8 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 fn app(extra: &[&str]) -> (App, TempDir) {
-    let data = TempDir::new();
-    let mut args = vec!["--data-dir", data.0.to_str().unwrap()];
+    let data = temp_dir();
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
     args.extend_from_slice(extra);
     (App::activated(&args).ready(), data)
 }
@@ -282,13 +282,13 @@ fn chat_sockets_and_messages_are_counted_in_metrics() {
     alice.say("counted");
     alice.expect("the message back", is_message("counted"));
     let metrics = app.get("/metrics").body;
-    assert!(metrics.contains("app_chat_connections_open 1\n"), "{metrics}");
-    assert!(metrics.contains("app_chat_connections_total 1\n"), "{metrics}");
-    assert!(metrics.contains("app_chat_messages_total 1\n"), "{metrics}");
+    assert_eq!(metric(&metrics, "app_chat_connections_open"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "app_chat_connections_total"), Some(1.0), "{metrics}");
+    assert_eq!(metric(&metrics, "app_chat_messages_total"), Some(1.0), "{metrics}");
     assert!(metrics.contains(r#"route="/v1/todos""#) || metrics.contains(r#"route="/ws""#), "{metrics}");
     drop(alice);
     eventually("the gauge goes down when the socket closes", || {
-        app.get("/metrics").body.contains("app_chat_connections_open 0\n")
+        metric(&app.get("/metrics").body, "app_chat_connections_open") == Some(0.0)
     });
 }
 

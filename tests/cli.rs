@@ -181,10 +181,10 @@ fn a_store_that_cannot_open_is_a_clear_error() {
 
 #[test]
 fn the_data_dir_defaults_to_systemds_state_directory() {
-    let state = support::TempDir::new();
+    let state = support::temp_dir();
     let mut app =
-        support::App::activated_with(&[], &[("STATE_DIRECTORY", state.0.to_str().unwrap())]).ready();
-    assert!(state.0.join("todos.sqlite3").exists());
+        support::App::activated_with(&[], &[("STATE_DIRECTORY", state.path().to_str().unwrap())]).ready();
+    assert!(state.path().join("todos.sqlite3").exists());
     app.signal(libc::SIGTERM);
     assert!(app.wait_exit().success());
 }

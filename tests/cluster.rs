@@ -47,8 +47,7 @@ fn a_killed_worker_is_respawned_while_the_others_keep_answering() {
     let mut app = cluster("2");
     let before = children(app.pid());
     let victim = before[0];
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
+    signal(victim, libc::SIGKILL);
     // From the kill until the replacement is ready, every request is answered by the other worker.
     let mut served = 0;
     let status = loop {
@@ -111,8 +110,7 @@ fn a_worker_that_stops_answering_is_killed_by_the_primarys_watchdog() {
     app.wait_for_notification("READY=1");
     app.wait_for_notification("WATCHDOG=1");
     let frozen = children(app.pid())[0];
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(frozen, libc::SIGSTOP) };
+    signal(frozen, libc::SIGSTOP);
     app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
     assert!(!alive(frozen));
     app.wait_for_log("missed its watchdog deadline"); // the log says why
@@ -134,11 +132,8 @@ fn workers_stop_accepting_and_exit_at_once_when_the_primary_is_killed_whatever_t
     ])
     .ready();
     let workers = children(app.pid());
-    let notify_dir = std::fs::read(format!("/proc/{}/environ", workers[0]))
-        .unwrap()
-        .split(|byte| *byte == 0)
-        .find_map(|entry| entry.strip_prefix(b"NOTIFY_SOCKET="))
-        .map(|path| std::path::PathBuf::from(String::from_utf8_lossy(path).to_string()))
+    let notify_dir = initial_env(workers[0], "NOTIFY_SOCKET")
+        .map(std::path::PathBuf::from)
         .and_then(|path| path.parent().map(|dir| dir.to_path_buf()))
         .expect("a worker's NOTIFY_SOCKET");
     assert!(notify_dir.is_dir());
@@ -160,15 +155,15 @@ fn workers_stop_accepting_and_exit_at_once_when_the_primary_is_killed_whatever_t
 
 #[test]
 fn a_primary_removes_what_a_killed_primary_left_in_its_runtime_directory() {
-    let runtime = TempDir::new();
+    let runtime = temp_dir();
     // As if a primary and its workers had all been killed at once (2^22 - 1: the largest pid Linux
     // can give, at the very end of the largest pid_max, so no process of this test run).
-    let stale = runtime.0.join("app-primary-4194303");
+    let stale = runtime.path().join("app-primary-4194303");
     std::fs::create_dir_all(&stale).unwrap();
-    let env = [("RUNTIME_DIRECTORY", runtime.0.to_str().unwrap())];
+    let env = [("RUNTIME_DIRECTORY", runtime.path().to_str().unwrap())];
     let mut app = App::activated_with(&["--mode", "cluster", "--workers", "1"], &env).ready();
     assert!(!stale.exists(), "the stale directory is still there");
-    let own = runtime.0.join(format!("app-primary-{}", app.pid()));
+    let own = runtime.path().join(format!("app-primary-{}", app.pid()));
     assert!(own.is_dir(), "the primary's own directory is in RUNTIME_DIRECTORY");
     app.signal(libc::SIGTERM);
     assert!(app.wait_exit().success());
@@ -237,8 +232,7 @@ fn chat_crosses_the_workers_of_a_cluster_without_redis_in_one_order() {
 fn chat_crosses_the_workers_again_once_a_killed_worker_is_replaced() {
     let mut app = cluster("2");
     let [(_a, victim, _), (mut b, survivor, _)] = clients_on_two_workers(&app, "lobby");
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
+    signal(victim, libc::SIGKILL);
     app.wait_for_notification("STATUS=2/2 workers ready, 1 restart");
     let (mut c, replacement, _) = client_on(&app, "lobby", "c", |pid| pid != victim && pid != survivor);
     assert!(children(app.pid()).contains(&replacement), "the replacement worker holds c");
@@ -268,8 +262,7 @@ fn a_worker_that_stops_reading_the_bus_is_cut_off_and_replaced_while_the_others_
         &["--chat-rate", "10000", "--chat-burst", "10000", "--chat-queue", "65536", "--drain-timeout", "1s"],
     );
     let [(mut frozen_client, frozen, _), (mut talker, talking, _)] = clients_on_two_workers(&app, "lobby");
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(frozen, libc::SIGSTOP) };
+    signal(frozen, libc::SIGSTOP);
     // Over the primary's 8 MiB queue for the frozen worker (and its socket buffer): 4 KB messages.
     let text = "x".repeat(4000);
     let sent = 3000;
@@ -282,8 +275,7 @@ fn a_worker_that_stops_reading_the_bus_is_cut_off_and_replaced_while_the_others_
     }
     app.wait_for_log("cluster bus: cutting the worker off (it fell more than 8388608 bytes behind)");
     eventually("a replacement worker has started", || children(app.pid()).len() == 3);
-    // SAFETY: as above.
-    unsafe { libc::kill(frozen, libc::SIGCONT) };
+    signal(frozen, libc::SIGCONT);
     // Drained once its replacement is ready: its clients are told to reconnect.
     let close = frozen_client.expect_close();
     assert_eq!(close.map(|frame| frame.code), Some(tungstenite::protocol::frame::coding::CloseCode::Away));

@@ -7,7 +7,7 @@ mod support;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
-use support::{TempDir, BIN};
+use support::{temp_dir, BIN};
 
 fn app(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
@@ -27,8 +27,8 @@ fn stdout(output: &Output) -> String {
 
 /// Runs `shell args... script` on a script written to a file; the shell's own verdict on it.
 fn shell_accepts(shell: &str, args: &[&str], script: &str) -> Output {
-    let dir = TempDir::new();
-    let path = dir.0.join("completion");
+    let dir = temp_dir();
+    let path = dir.path().join("completion");
     std::fs::write(&path, script).unwrap();
     Command::new(shell).args(args).arg(&path).output().unwrap_or_else(|e| panic!("{shell}: {e}"))
 }
@@ -86,8 +86,8 @@ fn the_manual_page_is_made_from_the_flags_and_man_renders_it() {
     let page = stdout(&app(&["man"], &[]));
     assert!(page.starts_with(".ie") || page.starts_with(".TH"), "{}", &page[..200.min(page.len())]);
     assert!(page.contains(".TH app 1"), "a section 1 page");
-    let dir = TempDir::new();
-    let path = dir.0.join("app.1");
+    let dir = temp_dir();
+    let path = dir.path().join("app.1");
     std::fs::write(&path, &page).unwrap();
     // man(1) itself formats it, as `man app` will once installed.
     let shown =

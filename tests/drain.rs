@@ -103,14 +103,14 @@ fn the_drain_timeout_bounds_the_wait_for_a_slow_request() {
 
 #[test]
 fn sighup_reexecutes_a_new_binary_on_the_same_socket_and_pid_with_no_failed_request() {
-    let dir = TempDir::new();
-    let exe = dir.0.join("app");
+    let dir = temp_dir();
+    let exe = dir.path().join("app");
     std::fs::copy(BIN, &exe).unwrap();
     let mut app = App::activated_exe(&exe, &[]).ready();
     let pid = app.pid();
     // A new build lands on disk the way installers do it: a new file renamed over the old one.
-    std::fs::copy(BIN, dir.0.join("app.new")).unwrap();
-    std::fs::rename(dir.0.join("app.new"), &exe).unwrap();
+    std::fs::copy(BIN, dir.path().join("app.new")).unwrap();
+    std::fs::rename(dir.path().join("app.new"), &exe).unwrap();
     let running = || std::fs::read_link(format!("/proc/{pid}/exe")).unwrap().to_string_lossy().to_string();
     assert!(running().ends_with("(deleted)"), "{}", running());
 

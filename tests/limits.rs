@@ -41,7 +41,7 @@ fn a_client_that_never_finishes_its_head_is_disconnected() {
 #[test]
 fn connections_over_the_limit_are_refused_with_a_503_at_once() {
     let app = App::activated(&["--max-connections", "2"]).ready();
-    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(app.addr).unwrap()).collect();
+    let held = hold_connections(app.addr, 2, b"");
     eventually("both connections are accepted", || accepted_connections(app.pid(), app.addr.port()) == 2);
 
     let refused = app.get("/healthz");
@@ -79,26 +79,12 @@ fn a_socket_it_binds_itself_gets_the_backlog_asked_for() {
     assert_eq!(send_q, Some("7"), "{line}");
 }
 
-/// Sends the head of a todo POST with `framing` (a content-length or chunked), then `piece` every
-/// 20 ms (at most 500 times) until the server closes; returns what it answered.
-fn trickle(app: &App, framing: &str, piece: &'static [u8]) -> Response {
-    let mut stream = TcpStream::connect(app.addr).unwrap();
+/// Sends the head of a todo POST with `framing` (a content-length or chunked), then trickles
+/// `piece` until the server closes; returns what it answered.
+fn trickle_todo(app: &App, framing: &str, piece: &'static [u8]) -> Response {
     let head =
         format!("POST /v1/todos HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n{framing}\r\n\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let trickler = std::thread::spawn(move || {
-        for _ in 0..500 {
-            if writer.write_all(piece).is_err() {
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    });
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let answer = read_until_closed(&mut stream).expect("answered and closed, not left hanging");
-    trickler.join().unwrap();
-    answer
+    trickle(app.addr, head.as_bytes(), piece).expect("answered and closed, not left hanging")
 }
 
 #[test]
@@ -106,7 +92,7 @@ fn a_body_that_trickles_gets_408_and_its_connection_slot_back() {
     // 500 ms, plus a second per 1000 bytes: 50 bytes a second is far too slow.
     let args = ["--body-timeout", "500ms", "--body-min-rate", "1000", "--max-connections", "1"];
     let app = App::activated(&args).ready();
-    let answer = trickle(&app, "content-length: 1000", b"{");
+    let answer = trickle_todo(&app, "content-length: 1000", b"{");
     assert_eq!(answer.status, 408, "{}", answer.body);
     assert_eq!(answer.header("connection"), Some("close"));
     assert!(answer.error().contains("too slow"), "{}", answer.body);
@@ -116,7 +102,7 @@ fn a_body_that_trickles_gets_408_and_its_connection_slot_back() {
 #[test]
 fn a_chunked_body_that_never_ends_gets_408() {
     let app = App::activated(&["--body-timeout", "500ms", "--max-connections", "1"]).ready();
-    let answer = trickle(&app, "transfer-encoding: chunked", b"1\r\n \r\n");
+    let answer = trickle_todo(&app, "transfer-encoding: chunked", b"1\r\n \r\n");
     assert_eq!(answer.status, 408, "{}", answer.body);
     assert_eq!(app.get("/healthz").status, 200);
 }
@@ -130,7 +116,7 @@ fn a_body_that_stops_gets_408() {
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     let answer = read_response(&mut stream).unwrap();
     assert_eq!(answer.status, 408);
-    assert!(answer.error().contains("4 bytes"), "{}", answer.body);
+    assert!(answer.error().contains("too slow: 4 bytes"), "{}", answer.body);
 }
 
 #[test]

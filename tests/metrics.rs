@@ -5,6 +5,7 @@ mod support;
 
 use std::net::IpAddr;
 
+use app::infra::procfs;
 use support::*;
 
 fn scrape(app: &App) -> String {
@@ -67,8 +68,7 @@ fn a_cluster_scrape_from_any_worker_sums_every_worker() {
 
     // A worker dies: what it counted stays, and the primary's restart shows.
     let victim = children(app.pid())[0];
-    // SAFETY: kill has no memory-safety preconditions.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
+    signal(victim, libc::SIGKILL);
     app.wait_for_notification("STATUS=3/3 workers ready, 1 restart");
     let page = scrape(&app);
     assert_eq!(metric(&page, r#"app_http_requests_total{route="/info",status="200"}"#), sent, "{page}");
@@ -127,21 +127,12 @@ fn a_client_on_the_instances_own_address_may_read_metrics_whatever_the_allow_lis
 
 /// Resident bytes of a process, from /proc (what the test compares the app's sum with).
 fn rss(pid: i32) -> f64 {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
-    let pages: f64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    // SAFETY: sysconf only reads a system constant.
-    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64
+    procfs::rss_bytes(pid as u32).unwrap() as f64
 }
 
 /// Processor time (user + system) a process has used so far, in seconds, from /proc/PID/stat.
 fn cpu_seconds(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    // The fields after the command name, which is in parentheses and may hold spaces: utime and
-    // stime are fields 14 and 15 of the line, 12 and 13 after ") ".
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let ticks: f64 = after_name.split_whitespace().skip(11).take(2).map(|t| t.parse::<f64>().unwrap()).sum();
-    // SAFETY: sysconf only reads a system constant.
-    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    procfs::ticks_to_seconds(procfs::cpu_ticks(pid as u32).unwrap())
 }
 
 #[test]
@@ -175,8 +166,7 @@ fn process_metrics_cover_every_process_of_a_cluster_and_survive_a_worker_dying()
     let busy = value(&scrape(&app), "process_cpu_seconds_total");
     assert!(busy > 0.0);
     let victim = children(app.pid())[0];
-    // SAFETY: kill has no memory preconditions; the pid is a worker this test started.
-    unsafe { libc::kill(victim, libc::SIGKILL) };
+    signal(victim, libc::SIGKILL);
     eventually("the worker replaced", || {
         let now = children(app.pid());
         now.len() == 3 && !now.contains(&victim)

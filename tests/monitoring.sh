@@ -32,18 +32,16 @@ promtool check rules monitoring/alerts.yml
 (cd monitoring && promtool test rules alerts-test.yml)
 jq -e '.panels | length > 0' monitoring/grafana-dashboard.json >/dev/null
 
-# A cluster instance that has served a little, on a port of its own choosing.
+# A cluster instance that has served a little, socket-activated on a free port: started as
+# systemd starts it, so its READY=1 (every worker ready) says when it serves.
 bin=${1:-target/release/app}
 dir=$(mktemp -d)
-"$bin" --mode cluster --workers 2 --port 0 --data-dir "$dir" 2> "$dir/log" &
-app=$!
-trap 'kill "$app" 2>/dev/null; wait "$app" 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*listen=127\.0\.0\.1:\([0-9]*\).*/\1/p' "$dir/log" | head -n1)
-    [ -n "$port" ] && curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz" 2>/dev/null && break
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$dir/log" >&2; echo "the app did not start" >&2; exit 1; }
+exec {launcher}< <(exec tests/lib/activate.py "$bin" --mode cluster --workers 2 --data-dir "$dir" 2> "$dir/log")
+launched=$!
+# The launcher ends once the app has: then its files can go.
+trap 'kill "${app:-}" 2>/dev/null; wait "$launched" 2>/dev/null; rm -rf "$dir"' EXIT
+read -r app port <&"$launcher" || { cat "$dir/log" >&2; echo "the app did not start" >&2; exit 1; }
+curl -fsS -o /dev/null "http://127.0.0.1:$port/healthz"
 curl -fsS -o /dev/null "http://127.0.0.1:$port/api/randoms?cant=5"
 curl -sS -o /dev/null "http://127.0.0.1:$port/nope"
 curl -fsS "http://127.0.0.1:$port/metrics" > "$dir/metrics"

@@ -7,7 +7,7 @@ mod support;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use support::redis::Redis;
+use support::redis::{cluster_on, Redis};
 use support::*;
 
 fn reload(pid: i32) -> Output {
@@ -44,19 +44,7 @@ fn a_cluster_reload_returns_once_every_new_worker_is_ready() {
 #[test]
 fn a_cluster_reload_held_up_by_a_frozen_redis_is_reported_failed() {
     let redis = Redis::start();
-    let url = redis.url();
-    let mut app = App::activated(&[
-        "--mode",
-        "cluster",
-        "--workers",
-        "1",
-        "--redis-url",
-        &url,
-        "--worker-ready-timeout",
-        "1s",
-    ])
-    .ready();
-    app.wait_for_notification("STATUS=1/1 workers ready");
+    let app = cluster_on(&redis, 1, &["--worker-ready-timeout", "1s"]);
     let before = children(app.pid());
     // The replacement cannot subscribe to a frozen Redis within its second.
     redis.freeze();
@@ -72,12 +60,12 @@ fn a_cluster_reload_held_up_by_a_frozen_redis_is_reported_failed() {
 
 #[test]
 fn a_process_that_dies_during_its_reload_fails_the_reload() {
-    let dir = TempDir::new();
-    let exe = dir.0.join("app");
+    let dir = temp_dir();
+    let exe = dir.path().join("app");
     std::fs::copy(BIN, &exe).unwrap();
     let app = App::activated_exe(&exe, &[]).ready();
     // The program it re-executes fails at once.
-    let broken = dir.0.join("broken");
+    let broken = dir.path().join("broken");
     std::fs::write(&broken, "#!/bin/sh\nexit 3\n").unwrap();
     std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::rename(&broken, &exe).unwrap();

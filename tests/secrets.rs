@@ -14,7 +14,7 @@ const PASSWORD: &str = "s3cret-Pa55word";
 
 /// A file of the test's holding `text`, readable by its owner only.
 fn secret_file(dir: &TempDir, name: &str, text: &str) -> String {
-    let path = dir.0.join(name);
+    let path = dir.path().join(name);
     std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     path.to_str().unwrap().to_string()
@@ -37,7 +37,7 @@ fn assert_used_and_hidden(app: &App) {
 #[test]
 fn the_redis_url_comes_from_a_file_and_its_password_is_never_shown() {
     let redis = Redis::with_password(PASSWORD);
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let file = secret_file(&dir, "redis-url", &format!("{}\n# the first line counts\n", redis.url()));
     let app = App::activated(&["--redis-url-file", &file, "--todos-store", "redis"]).ready();
     app.wait_for_log("chat relay subscribed");
@@ -47,9 +47,9 @@ fn the_redis_url_comes_from_a_file_and_its_password_is_never_shown() {
 #[test]
 fn the_redis_url_comes_from_a_systemd_credential_and_its_password_is_never_shown() {
     let redis = Redis::with_password(PASSWORD);
-    let credentials = TempDir::new();
+    let credentials = temp_dir();
     secret_file(&credentials, "redis-url", &redis.url());
-    let dir = credentials.0.to_str().unwrap();
+    let dir = credentials.path().to_str().unwrap();
     let mut app = App::activated_with(
         &["--mode", "cluster", "--workers", "2", "--todos-store", "redis"],
         &[("CREDENTIALS_DIRECTORY", dir)],
@@ -62,7 +62,7 @@ fn the_redis_url_comes_from_a_systemd_credential_and_its_password_is_never_shown
 #[test]
 fn a_wrong_redis_password_is_reported_without_showing_it() {
     let redis = Redis::with_password(PASSWORD);
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let wrong = redis.url().replace(PASSWORD, "wrong-Pa55word");
     let file = secret_file(&dir, "redis-url", &wrong);
     let app = App::activated(&["--redis-url-file", &file, "--todos-store", "redis"]).ready();

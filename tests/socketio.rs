@@ -9,8 +9,8 @@ use support::socketio::Driver;
 use support::*;
 
 fn app(extra: &[&str]) -> (App, TempDir) {
-    let data = TempDir::new();
-    let mut args = vec!["--data-dir", data.0.to_str().unwrap()];
+    let data = temp_dir();
+    let mut args = vec!["--data-dir", data.path().to_str().unwrap()];
     args.extend_from_slice(extra);
     (App::activated(&args).ready(), data)
 }

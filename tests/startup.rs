@@ -14,16 +14,8 @@ use support::*;
 fn run_with_nofile(args: &[&str], soft: u64, hard: u64) -> Output {
     let mut command = Command::new(BIN);
     command.args(["--port", "0"]).args(args).env_remove("NOTIFY_SOCKET");
-    // SAFETY: setrlimit between fork and exec is async-signal-safe.
-    unsafe {
-        command.pre_exec(move || {
-            let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    // SAFETY: set_nofile makes one async-signal-safe call.
+    unsafe { command.pre_exec(move || set_nofile(soft, hard)) };
     command.output().unwrap()
 }
 
@@ -97,8 +89,8 @@ fn bad_settings_from_the_environment_exit_2_naming_their_flag() {
 #[test]
 fn a_start_after_a_crash_waits_and_a_start_after_a_clean_stop_does_not() {
     // The unit's RuntimeDirectory=, kept across restarts.
-    let runtime = TempDir::new();
-    let env = [("RUNTIME_DIRECTORY", runtime.0.to_str().unwrap())];
+    let runtime = temp_dir();
+    let env = [("RUNTIME_DIRECTORY", runtime.path().to_str().unwrap())];
     let mut first = App::activated_with(&[], &env).ready();
     first.signal(libc::SIGKILL);
     first.wait_exit();

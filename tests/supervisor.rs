@@ -4,16 +4,12 @@
 
 mod support;
 
-use support::redis::Redis;
+use support::redis::{cluster_on, Redis};
 use support::*;
 
 /// A ready cluster of two workers using `redis`, and its workers by slot.
 fn cluster(redis: &Redis, extra: &[&str]) -> (App, [i32; 2]) {
-    let url = redis.url();
-    let mut args = vec!["--mode", "cluster", "--workers", "2", "--redis-url", &url, "--drain-timeout", "1s"];
-    args.extend_from_slice(extra);
-    let mut app = App::activated(&args).ready();
-    app.wait_for_notification("STATUS=2/2 workers ready");
+    let app = cluster_on(redis, 2, &[&["--drain-timeout", "1s"], extra].concat());
     let workers = children(app.pid());
     let slot = |index: &str| *workers.iter().find(|pid| worker_index(**pid) == index).unwrap();
     (app, [slot("0"), slot("1")])
@@ -21,12 +17,7 @@ fn cluster(redis: &Redis, extra: &[&str]) -> (App, [i32; 2]) {
 
 /// The slot a primary gave a worker (`APP_CLUSTER_WORKER` in its initial environment).
 fn worker_index(pid: i32) -> String {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .unwrap_or_default()
-        .split(|byte| *byte == 0)
-        .find_map(|entry| entry.strip_prefix(b"APP_CLUSTER_WORKER="))
-        .map(|index| String::from_utf8_lossy(index).to_string())
-        .unwrap_or_default()
+    initial_env(pid, "APP_CLUSTER_WORKER").unwrap_or_default()
 }
 
 /// Sends SIGHUP and returns the replacement worker the primary starts (not ready: Redis is frozen).
@@ -43,11 +34,6 @@ fn reload_into_a_slow_replacement(app: &mut App) -> i32 {
     let pid = line.split_whitespace().find_map(|field| field.strip_prefix("pid="));
     assert!(line.contains("worker=0"), "the reload replaces slot 0 first: {line}");
     pid.and_then(|pid| pid.parse().ok()).unwrap_or_else(|| panic!("no pid in {line}"))
-}
-
-fn signal(pid: i32, signal: i32) {
-    // SAFETY: kill has no memory-safety preconditions.
-    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use support::redis::Redis;
 use support::*;
 
 fn app_with_data(dir: &TempDir, extra: &[&str]) -> App {
-    let data = dir.0.to_str().unwrap();
+    let data = dir.path().to_str().unwrap();
     let mut args = vec!["--data-dir", data];
     args.extend_from_slice(extra);
     App::activated(&args).ready()
@@ -35,7 +35,7 @@ fn titles(app: &App, query: &str) -> Vec<String> {
 
 #[test]
 fn todos_are_created_listed_newest_first_changed_and_deleted() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &[]);
     let first = create(&app, "  buy milk  ");
     assert_eq!(first["title"], "buy milk", "the title is trimmed");
@@ -78,7 +78,7 @@ fn refused(app: &App, method: &str, path: &str, content_type: Option<&str>, body
 
 #[test]
 fn every_invalid_request_is_refused_with_a_reason() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--todos-max-limit", "50"]);
     let json_type = Some("application/json");
     let post = |body: &str| refused(&app, "POST", "/v1/todos", json_type, body.as_bytes());
@@ -142,7 +142,7 @@ fn every_invalid_request_is_refused_with_a_reason() {
 
 #[test]
 fn a_kill_right_after_a_201_loses_nothing() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let mut app = app_with_data(&data, &[]);
     // Concurrent writers so that the kill lands while other writes are being committed.
     let addr = app.addr;
@@ -194,7 +194,7 @@ fn a_kill_right_after_a_201_loses_nothing() {
 
 #[test]
 fn two_processes_on_one_data_dir_share_the_todos() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let a = app_with_data(&data, &[]);
     let b = app_with_data(&data, &[]);
     let from_a = create(&a, "written through a");
@@ -211,7 +211,7 @@ fn two_processes_on_one_data_dir_share_the_todos() {
 
 #[test]
 fn concurrent_writes_from_two_processes_all_land_in_batched_commits() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let apps = [app_with_data(&data, &[]), app_with_data(&data, &[])];
     // Four clients per process at once: both writers contend for the file (they take turns
     // through its lock file) and each groups what queued meanwhile into one commit.
@@ -239,7 +239,7 @@ fn concurrent_writes_from_two_processes_all_land_in_batched_commits() {
 
 #[test]
 fn cluster_workers_share_the_todos() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--mode", "cluster", "--workers", "2"]);
     for i in 0..20 {
         create(&app, &format!("item {i}"));
@@ -255,7 +255,7 @@ fn apps_sharing_one_redis_share_the_todos_like_hosts_do() {
     let redis = Redis::start();
     let url = redis.url();
     // Each has a data directory of its own: only Redis is shared, as between hosts.
-    let (data_a, data_b) = (TempDir::new(), TempDir::new());
+    let (data_a, data_b) = (temp_dir(), temp_dir());
     let a = app_with_data(&data_a, &["--redis-url", &url, "--todos-store", "redis"]);
     let b = app_with_data(&data_b, &["--redis-url", &url, "--todos-store", "redis"]);
     let first = create(&a, "on host a");
@@ -276,13 +276,14 @@ fn apps_sharing_one_redis_share_the_todos_like_hosts_do() {
 #[test]
 fn with_redis_away_todos_and_health_say_503_and_recover() {
     let mut redis = Redis::start();
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
     create(&app, "before");
     redis.stop();
     let response = send_json(app.addr, "POST", "/v1/todos", &json!({ "title": "while away" }));
     assert_eq!(response.status, 503, "{}", response.body);
     assert!(response.error().contains("redis"), "{}", response.body);
+    assert_eq!(response.header("retry-after"), Some("1"));
     assert_eq!(app.get("/healthz").status, 503);
     redis.resume();
     eventually("the store works again", || {
@@ -293,7 +294,7 @@ fn with_redis_away_todos_and_health_say_503_and_recover() {
 
 #[test]
 fn an_id_has_one_canonical_form() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &[]);
     let mut last = create(&app, "first");
     while last["id"].as_i64().unwrap() < 5 {
@@ -336,7 +337,8 @@ fn a_retry_with_the_same_idempotency_key_gets_the_first_answer(app: &App) {
     assert_eq!(other.status, 201);
     assert_ne!(other.json()["id"], first.json()["id"]);
 
-    for bad in [format!("\"{}\"", "k".repeat(256)), r#""""#.to_string(), r#""unclosed"#.to_string()] {
+    let long = "k".repeat(256);
+    for bad in [format!("\"{long}\""), long.clone(), r#""""#.to_string(), r#""unclosed"#.to_string()] {
         let refused = create_once(app.addr, &bad, "x");
         assert_eq!(refused.status, 400, "{bad}: {}", refused.body);
         assert!(refused.error().contains("Idempotency-Key"), "{}", refused.body);
@@ -348,21 +350,21 @@ fn a_retry_with_the_same_idempotency_key_gets_the_first_answer(app: &App) {
 
 #[test]
 fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_from_sqlite() {
-    let data = TempDir::new();
+    let data = temp_dir();
     a_retry_with_the_same_idempotency_key_gets_the_first_answer(&app_with_data(&data, &[]));
 }
 
 #[test]
 fn a_retry_with_the_same_idempotency_key_gets_the_first_answer_from_redis() {
     let redis = Redis::start();
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
     a_retry_with_the_same_idempotency_key_gets_the_first_answer(&app);
 }
 
 /// Keys are kept for `--idempotency-retention` and at most `--idempotency-keys` of them.
 fn idempotency_keys_are_bounded_in_number_and_time(extra: &[&str]) {
-    let data = TempDir::new();
+    let data = temp_dir();
     let mut args = vec!["--idempotency-keys", "2"];
     args.extend_from_slice(extra);
     let app = app_with_data(&data, &args);
@@ -374,7 +376,7 @@ fn idempotency_keys_are_bounded_in_number_and_time(extra: &[&str]) {
     assert_eq!(forgotten.status, 201);
     assert_ne!(forgotten.json()["id"], first, "the oldest of three keys is forgotten");
 
-    let short = app_with_data(&TempDir::new(), &[&["--idempotency-retention", "300ms"], extra].concat());
+    let short = app_with_data(&temp_dir(), &[&["--idempotency-retention", "300ms"], extra].concat());
     let kept = create_once(short.addr, "k", "t").json()["id"].clone();
     eventually("the key is forgotten after its retention", || {
         create_once(short.addr, "k", "t").json()["id"] != kept
@@ -395,7 +397,7 @@ fn idempotency_keys_are_bounded_in_redis() {
 #[test]
 fn a_write_left_unanswered_by_a_frozen_redis_is_not_duplicated_by_its_retry() {
     let redis = Redis::start();
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--redis-url", &redis.url(), "--todos-store", "redis"]);
     let before = create_once(app.addr, "before", "before");
     assert_eq!(before.status, 201, "{}", before.body);
@@ -420,7 +422,7 @@ fn a_write_left_unanswered_by_a_frozen_redis_is_not_duplicated_by_its_retry() {
 
 #[test]
 fn concurrent_retries_with_one_key_on_two_cluster_workers_create_one_todo() {
-    let data = TempDir::new();
+    let data = temp_dir();
     let app = app_with_data(&data, &["--mode", "cluster", "--workers", "2"]);
     let addr = app.addr;
     let retries: Vec<_> =

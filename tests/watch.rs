@@ -37,14 +37,14 @@ fn replace_under_load(app: &mut App, exe: &Path) -> u64 {
 }
 
 fn copy_of_binary(dir: &TempDir) -> std::path::PathBuf {
-    let exe = dir.0.join("app");
+    let exe = dir.path().join("app");
     std::fs::copy(BIN, &exe).unwrap();
     exe
 }
 
 #[test]
 fn fork_mode_reexecutes_a_replaced_binary_with_no_failed_request() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let exe = copy_of_binary(&dir);
     let mut app = App::activated_exe(&exe, &["--watch"]).ready();
     let old = running_inode(app.pid());
@@ -58,7 +58,7 @@ fn fork_mode_reexecutes_a_replaced_binary_with_no_failed_request() {
 
 #[test]
 fn a_cluster_primary_moves_every_worker_to_a_replaced_binary() {
-    let dir = TempDir::new();
+    let dir = temp_dir();
     let exe = copy_of_binary(&dir);
     let mut app = App::activated_exe(&exe, &["--watch", "--mode", "cluster", "--workers", "2"]).ready();
     let before = children(app.pid());
@@ -74,7 +74,7 @@ fn a_cluster_primary_moves_every_worker_to_a_replaced_binary() {
 
 #[test]
 fn without_watch_a_replaced_binary_changes_nothing() {
-    let (plain_dir, watched_dir) = (TempDir::new(), TempDir::new());
+    let (plain_dir, watched_dir) = (temp_dir(), temp_dir());
     let (plain_exe, watched_exe) = (copy_of_binary(&plain_dir), copy_of_binary(&watched_dir));
     let plain = App::activated_exe(&plain_exe, &[]).ready();
     let mut watched = App::activated_exe(&watched_exe, &["--watch"]).ready();

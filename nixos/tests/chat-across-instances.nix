@@ -8,9 +8,9 @@
 # shared state directory), and is still there after both restart.
 { pkgs, self }:
 let
-  python = pkgs.python3.withPackages (p: [ p.websockets ]);
-  # nixos/tests/chat-client.py: the WebSocket clients, bounded by their own --timeout.
-  chatClient = pkgs.writeScript "chat-client" ("#!${python}/bin/python3\n" + builtins.readFile ./chat-client.py);
+  # The system suite's chat clients (Python's standard library only), `across` mode: bounded by
+  # their own --timeout.
+  chatClient = pkgs.writeScript "chat-client" ("#!${pkgs.python3}/bin/python3\n" + builtins.readFile ../../tests/system/chat.py);
   # socket.io-client as tests/socketio/package-lock.json pins it (fetched by Nix from the
   # lockfile's URLs and integrity hashes, so the VM needs no network), its driver, and the
   # system suite's check that steers it (tests/system/socketio.py, with chat.py for /ws).
@@ -23,7 +23,7 @@ let
     ln -s ${socketioNodeModules}/node_modules $out/node_modules
   '';
   socketioCheck = pkgs.writeShellScript "socketio-check" ''
-    PATH=${pkgs.nodejs}/bin:$PATH exec ${python}/bin/python3 ${socketioFiles}/socketio.py --driver ${socketioFiles}/driver.js "$@"
+    PATH=${pkgs.nodejs}/bin:$PATH exec ${pkgs.python3}/bin/python3 ${socketioFiles}/socketio.py --driver ${socketioFiles}/driver.js "$@"
   '';
 in
 pkgs.testers.runNixOSTest {
@@ -75,7 +75,7 @@ pkgs.testers.runNixOSTest {
 
     with subtest("a chat message crosses instances: 8082, 8085 and nginx, each to the others"):
         out = machine.succeed(
-            "timeout 90 ${chatClient} --timeout 60 lobby"
+            "timeout 90 ${chatClient} across --timeout 60 lobby"
             + " alice=ws://127.0.0.1:8082/ws"
             + " bob=ws://127.0.0.1:8085/ws"
             + " carol=ws://127.0.0.1/ws",

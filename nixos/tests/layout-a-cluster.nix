@@ -8,21 +8,8 @@ pkgs.testers.runNixOSTest {
   nodes.machine = { ... }: {
     imports = [ self.nixosModules.default ];
     virtualisation.cores = 2;
-    services.app = {
-      enable = true;
-      instances = {
-        "8080" = { };
-        "8081" = {
-          mode = "cluster";
-          workers = 4;
-        };
-      };
-      nginx = {
-        enable = true;
-        routes."/".instances = [ 8080 ];
-        routes."/api/randoms".instances = [ 8081 ];
-      };
-    };
+    # The layout tests/nix checks the generated nginx site of (nginx -t, the nixpkgs module's rendering).
+    services.app = (import ../../tests/nix/layouts.nix).layout-a;
   };
 
   testScript = ''

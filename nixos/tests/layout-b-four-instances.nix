@@ -7,21 +7,8 @@ pkgs.testers.runNixOSTest {
 
   nodes.machine = { ... }: {
     imports = [ self.nixosModules.default ];
-    services.app = {
-      enable = true;
-      instances = {
-        "8080" = { };
-        "8082" = { };
-        "8083" = { };
-        "8084" = { };
-        "8085" = { };
-      };
-      nginx = {
-        enable = true;
-        routes."/".instances = [ 8080 ];
-        routes."/api/randoms".instances = [ 8082 8083 8084 8085 ];
-      };
-    };
+    # The layout tests/nix checks the generated nginx site of (nginx -t, the nixpkgs module's rendering).
+    services.app = (import ../../tests/nix/layouts.nix).layout-b;
     # Which upstream served each request.
     services.nginx.commonHttpConfig = "log_format upstream '$upstream_addr';";
     services.nginx.virtualHosts.app.extraConfig = "access_log /var/log/nginx/upstream.log upstream;";

@@ -14,7 +14,7 @@ let
     testers.runNixOSTest = test: test;
     writeShellScript = name: _: fakePath name;
     writeScript = name: _: fakePath name;
-    python3.withPackages = _: fakePath "python3-with-packages";
+    python3 = fakePath "python3";
     curl = fakePath "curl";
     coreutils = fakePath "coreutils";
     nodejs = fakePath "nodejs";

@@ -41,8 +41,17 @@ pub fn open_telling_pid(addr: SocketAddr, room: &str, name: &str) -> (WebSocket<
     (upgrade(stream, addr, room, name), pid)
 }
 
+/// The `/ws` URL that joins `room` as `name`, the query encoded as a browser's form would be.
+pub fn url(addr: SocketAddr, room: &str, name: &str) -> String {
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("room", room)
+        .append_pair("name", name)
+        .finish();
+    format!("ws://{addr}/ws?{query}")
+}
+
 fn upgrade(stream: TcpStream, addr: SocketAddr, room: &str, name: &str) -> WebSocket<TcpStream> {
-    let url = format!("ws://{addr}/ws?room={room}&name={name}");
+    let url = url(addr, room, name);
     let (socket, response) =
         tungstenite::client(url, stream).unwrap_or_else(|e| panic!("chat handshake: {e}"));
     assert_eq!(response.status(), 101);

@@ -14,7 +14,6 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -70,21 +69,11 @@ impl App {
         // variable names the child exactly, as systemd's does.
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg("LISTEN_PID=$$ exec \"$0\" \"$@\"").arg(exe).args(args).env("LISTEN_FDS", "1");
-        // SAFETY: dup2 and fcntl between fork and exec are async-signal-safe.
+        // SAFETY: the library's hand-over and setrlimit make only async-signal-safe calls.
         unsafe {
             command.pre_exec(move || {
-                // dup2 onto itself would keep close-on-exec: clear the flag instead.
-                let moved = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
-                if moved < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if let Some((soft, hard)) = nofile {
-                    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
+                app::process::listener::install_as_inherited(fd)?;
+                nofile.map_or(Ok(()), |(soft, hard)| set_nofile(soft, hard))
             });
         }
         Self::spawn(command, env, addr, Some(socket))
@@ -108,8 +97,8 @@ impl App {
         addr: SocketAddr,
         socket: Option<TcpListener>,
     ) -> App {
-        let dir = TempDir::new();
-        let notify_path = dir.0.join("notify.sock");
+        let dir = temp_dir();
+        let notify_path = dir.path().join("notify.sock");
         let notify = UnixDatagram::bind(&notify_path).unwrap();
         command
             .env("NOTIFY_SOCKET", &notify_path)
@@ -118,7 +107,7 @@ impl App {
             .stderr(Stdio::piped());
         command.env_remove("WATCHDOG_USEC").env_remove("WATCHDOG_PID");
         // A todo store of its own, as systemd's StateDirectory= gives; --data-dir overrides it.
-        command.env("STATE_DIRECTORY", dir.0.join("state")).env_remove("APP_DATA_DIR");
+        command.env("STATE_DIRECTORY", dir.path().join("state")).env_remove("APP_DATA_DIR");
         for (key, value) in env {
             command.env(key, value);
         }
@@ -183,23 +172,16 @@ impl App {
     }
 
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(self.pid(), signal) }, 0);
+        self::signal(self.pid(), signal);
     }
 
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Every line the process wrote is collected once its stderr reaches EOF.
-                if let Some(reader) = self.log_reader.take() {
-                    reader.join().unwrap();
-                }
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the app did not exit within {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(20));
+        let status = wait_for(|| "the app exits".to_string(), || self.child.try_wait().unwrap());
+        // Every line the process wrote is collected once its stderr reaches EOF.
+        if let Some(reader) = self.log_reader.take() {
+            reader.join().unwrap();
         }
+        status
     }
 
     pub fn get(&self, path: &str) -> Response {
@@ -296,9 +278,14 @@ pub fn request_from(
     read_response(&mut stream).unwrap()
 }
 
-/// The value of one series (`name{labels}` exactly as written) in a Prometheus text page.
+/// The value of one series (`name{labels}` exactly as written) in a Prometheus text page, read
+/// with the parser `app status` uses.
 pub fn metric(page: &str, series: &str) -> Option<f64> {
-    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    let (family, labels) = match series.split_once('{') {
+        Some((family, labels)) => (family, labels.strip_suffix('}')?),
+        None => (series, ""),
+    };
+    app::cli::status::probe::samples(page, family).find(|(found, _)| *found == labels).map(|(_, value)| value)
 }
 
 pub fn send(
@@ -432,6 +419,33 @@ pub fn children(pid: i32) -> Vec<i32> {
     app::infra::procfs::children(pid as u32).into_iter().map(|child| child as i32).collect()
 }
 
+/// Sends `signal` to `pid`, failing the test if it cannot be sent.
+pub fn signal(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0, "kill({pid}, {signal})");
+}
+
+/// Sets RLIMIT_NOFILE to (soft, hard), as systemd's LimitNOFILE= does; async-signal-safe, for a
+/// `pre_exec` hook.
+pub fn set_nofile(soft: u64, hard: u64) -> std::io::Result<()> {
+    let limit = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+    // SAFETY: setrlimit reads one rlimit, which `limit` is.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The value of `name` in the environment `pid` was started with (/proc/PID/environ).
+pub fn initial_env(pid: i32, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .ok()?
+        .split(|byte| *byte == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .map(|value| String::from_utf8_lossy(value).to_string())
+}
+
 pub fn alive(pid: i32) -> bool {
     // A zombie still has a /proc entry; its state is Z.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -441,11 +455,29 @@ pub fn alive(pid: i32) -> bool {
 
 /// Polls `condition` until it holds, failing the test after `PATIENCE`.
 pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    wait_for(|| what.to_string(), || condition().then_some(()));
+}
+
+/// The one waiting helper: polls `probe` every 20 ms until it gives a value, and returns it; after
+/// `PATIENCE` the test fails saying what was awaited (`what` is asked then, so it can report the
+/// state at that moment, such as a log). For what gives no notification to wait on.
+pub fn wait_for<T>(what: impl FnOnce() -> String, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() >= deadline {
+            panic!("not within {PATIENCE:?}: {}", what());
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Waits until something accepts connections on `addr` (a server the test started that tells no
+/// other way when it listens).
+pub fn wait_listening(addr: SocketAddr, what: impl FnOnce() -> String) {
+    wait_for(what, || TcpStream::connect(addr).ok().map(drop));
 }
 
 /// Connections on `port` that process `pid` has accepted (established TCP sockets among its fds; a
@@ -472,38 +504,27 @@ pub fn accepted_connections(pid: i32, port: u16) -> usize {
         .count()
 }
 
-pub struct TempDir(pub PathBuf);
+pub use tempfile::TempDir;
 
-impl TempDir {
-    pub fn new() -> TempDir {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("app-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
+/// A directory of the test's own, removed when dropped.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new().prefix("app-test-").tempdir().unwrap()
 }
 
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Starts the binary directly, with no notify socket, and returns it with its first log line.
-pub fn start_plain(args: &[&str], env: &[(&str, &str)]) -> (Child, String) {
+/// Starts the binary directly, with no notify socket, and returns it with its first log line and
+/// its state directory (not ./data in the checkout).
+pub fn start_plain(args: &[&str], env: &[(&str, &str)]) -> (Child, String, TempDir) {
+    let state = temp_dir();
     let mut command = Command::new(BIN);
     command.args(args).env_remove("NOTIFY_SOCKET").stdin(Stdio::null()).stderr(Stdio::piped());
-    // Not ./data in the checkout: a directory of this test run's (left behind, it is small).
-    command
-        .env("STATE_DIRECTORY", std::env::temp_dir().join(format!("app-test-{}-plain", std::process::id())));
+    command.env("STATE_DIRECTORY", state.path());
     for (key, value) in env {
         command.env(key, value);
     }
     let mut child = command.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-    (child, line)
+    (child, line, state)
 }
 
 /// Sends `/api/randoms?cant=N` on its own connection and returns that connection once the
@@ -531,6 +552,26 @@ pub fn occupy_randoms_slot(app: &App, cant: u64) -> TcpStream {
             }
         }
     }
+}
+
+/// Sends `head`, then `piece` every 20 ms (at most 500 times: a client far slower than any limit)
+/// until the server closes, and returns what it answered; fails the test if the server read the
+/// trickle to the end instead of cutting it off.
+pub fn trickle(addr: SocketAddr, head: &[u8], piece: &'static [u8]) -> std::io::Result<Response> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.write_all(head)?;
+    stream.set_read_timeout(Some(PATIENCE))?;
+    let mut writer = stream.try_clone()?;
+    let trickler = std::thread::spawn(move || {
+        (0..500).all(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            writer.write_all(piece).is_ok()
+        })
+    });
+    let answer = read_until_closed(&mut stream);
+    let budget_ran_out = trickler.join().unwrap_or(true);
+    assert!(!budget_ran_out, "the server kept reading the trickle to the end");
+    answer
 }
 
 /// Opens `count` connections to `addr` that each send `head` (an unfinished request head) and wait:

@@ -5,11 +5,10 @@
 //! the same processes as every other path, each client kept on one of them (hash of its
 //! address), as in nginx/sites-available: Socket.IO's long-polling sessions live in one process.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::{TempDir, PATIENCE};
+use super::{temp_dir, wait_listening, TempDir};
 
 pub struct Nginx {
     pub addr: SocketAddr,
@@ -19,11 +18,11 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(upstreams: &[SocketAddr]) -> Nginx {
-        let dir = TempDir::new();
+        let dir = temp_dir();
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let servers: String = upstreams.iter().map(|up| format!("    server {up} max_fails=0;\n")).collect();
-        let root = dir.0.display();
+        let root = dir.path().display();
         let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/nginx");
         // Workers of a root master run as `nobody` unless told otherwise; they need the temp dirs.
         // SAFETY: geteuid has no preconditions.
@@ -65,11 +64,11 @@ http {{
 }}
 "
         );
-        let conf_path = dir.0.join("nginx.conf");
+        let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
         let child = Command::new("nginx")
             .arg("-p")
-            .arg(&dir.0)
+            .arg(dir.path())
             .arg("-c")
             .arg(&conf_path)
             .args(["-g", "daemon off;"])
@@ -77,28 +76,19 @@ http {{
             .spawn()
             .expect("nginx is installed (tests/lib/deps.sh)");
         let nginx = Nginx { addr, child, dir };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(addr).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen within {PATIENCE:?}: {}",
-                nginx.errors()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_listening(addr, || format!("nginx listens: {}", nginx.errors()));
         nginx
     }
 
     pub fn errors(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("error.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.path().join("error.log")).unwrap_or_default()
     }
 }
 
 impl Drop for Nginx {
     /// SIGTERM, not SIGKILL: a killed master leaves its worker behind.
     fn drop(&mut self) {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        super::signal(self.child.id() as i32, libc::SIGTERM);
         let _ = self.child.wait();
     }
 }

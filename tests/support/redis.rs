@@ -7,9 +7,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{TempDir, PATIENCE};
+use super::{temp_dir, wait_for, TempDir};
 
 pub struct Redis {
     pub addr: SocketAddr,
@@ -47,19 +47,19 @@ impl Redis {
     }
 
     fn start_with(password: Option<String>) -> Redis {
-        Self::start_as(Role::Master, TempDir::new(), password)
+        Self::start_as(Role::Master, temp_dir(), password)
     }
 
     /// A replica of `master` (`--replicaof`).
     pub fn replica_of(master: &Redis) -> Redis {
-        Self::start_as(Role::Replica { of: master.addr }, TempDir::new(), None)
+        Self::start_as(Role::Replica { of: master.addr }, temp_dir(), None)
     }
 
     /// A sentinel watching `master` as [`MASTER_NAME`], with a quorum of 2, that considers a master
     /// down after `down_after` without an answer.
     pub fn sentinel_of(master: &Redis, down_after: Duration) -> Redis {
-        let dir = TempDir::new();
-        let config = dir.0.join("sentinel.conf");
+        let dir = temp_dir();
+        let config = dir.path().join("sentinel.conf");
         let ms = down_after.as_millis();
         let text = format!(
             "sentinel monitor {MASTER_NAME} {ip} {port} 2\n\
@@ -88,7 +88,7 @@ impl Redis {
         let mut redis = Redis {
             addr,
             child: None,
-            dir: TempDir::new(),
+            dir: temp_dir(),
             password: None,
             netns: Some(host.netns.clone()),
             role: Role::Master,
@@ -117,9 +117,7 @@ impl Redis {
     }
 
     fn send(&self, signal: i32) {
-        let pid = self.child.as_ref().expect("redis is running").id() as i32;
-        // SAFETY: kill has no memory-safety preconditions.
-        assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+        super::signal(self.child.as_ref().expect("redis is running").id() as i32, signal);
     }
 
     /// Kills the server (SIGKILL: every client sees its connection drop at once).
@@ -152,22 +150,14 @@ impl Redis {
             .args(["--bind", &self.addr.ip().to_string(), "--port", &self.addr.port().to_string()])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
-            .arg(&self.dir.0)
+            .arg(self.dir.path())
             .args(self.password.iter().flat_map(|password| ["--requirepass", password]))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("redis-server is installed (tests/lib/deps.sh)");
         self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while !self.answers() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer on {} within {PATIENCE:?}",
-                self.addr
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for(|| format!("redis-server answers on {}", self.addr), || self.answers().then_some(()));
     }
 
     /// Runs one command (e.g. `["INFO", "replication"]`) and returns its answer.
@@ -220,6 +210,17 @@ impl Redis {
         }
         false
     }
+}
+
+/// A cluster of `workers` workers whose chat relay uses `redis`, once every worker is ready: with
+/// the server frozen ([`Redis::freeze`]), a new worker cannot subscribe, so it is not ready.
+pub fn cluster_on(redis: &Redis, workers: usize, extra: &[&str]) -> super::App {
+    let (url, count) = (redis.url(), workers.to_string());
+    let mut args = vec!["--mode", "cluster", "--workers", &count, "--redis-url", &url];
+    args.extend_from_slice(extra);
+    let mut app = super::App::activated(&args).ready();
+    app.wait_for_notification(&format!("STATUS={workers}/{workers} workers ready"));
+    app
 }
 
 impl Drop for Redis {

@@ -4,11 +4,10 @@
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::{read_framed_response, send, TempDir, PATIENCE};
+use super::{read_framed_response, send, temp_dir, wait_for, wait_listening, TempDir, PATIENCE};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -27,11 +26,7 @@ impl ChromeDriver {
             .spawn()
             .expect("chromedriver is installed (tests/lib/deps.sh: chromium-driver)");
         let driver = ChromeDriver { addr: SocketAddr::from(([127, 0, 0, 1], port)), child };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect(driver.addr).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen within {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_listening(driver.addr, || "chromedriver listens".to_string());
         driver
     }
 
@@ -61,7 +56,7 @@ impl ChromeDriver {
 
     /// A new browser: headless Chromium with a profile of its own.
     pub fn session(&self) -> Session<'_> {
-        let profile = TempDir::new();
+        let profile = temp_dir();
         let args = [
             "--headless",
             "--no-sandbox",
@@ -71,7 +66,7 @@ impl ChromeDriver {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
-            &format!("--user-data-dir={}", profile.0.display()),
+            &format!("--user-data-dir={}", profile.path().display()),
         ];
         let capabilities = json!({ "capabilities": { "alwaysMatch": {
             "browserName": "chrome",
@@ -133,28 +128,25 @@ impl Session<'_> {
 
     /// Polls `script` until it returns something other than null, failing after PATIENCE.
     pub fn wait_for_script(&self, what: &str, script: &str) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let value = self.execute(script);
-            if !value.is_null() {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "{what}: still null after {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for(
+            || format!("{what}: still null"),
+            || Some(self.execute(script)).filter(|value| !value.is_null()),
+        )
     }
 
     /// Polls the text of `css` until `wanted` holds, failing after PATIENCE.
     pub fn wait_for_text(&self, css: &str, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let text = self.text(css);
-            if wanted(&text) {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "{what}: `{css}` still shows {text:?} after {PATIENCE:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let last = std::cell::RefCell::new(String::new());
+        wait_for(
+            || format!("{what}: `{css}` still shows {:?}", last.borrow()),
+            || {
+                let text = self.text(css);
+                wanted(&text).then(|| text.clone()).or_else(|| {
+                    *last.borrow_mut() = text;
+                    None
+                })
+            },
+        )
     }
 }
 

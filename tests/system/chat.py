@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
-"""Chat check for the system tests: WebSocket clients in Python's standard library.
+"""Chat checks for the system suite and the NixOS VM tests: WebSocket clients in Python's standard
+library (the one Python chat client of the project; tests/system/socketio.py uses it too).
 
-One --sender and one or more --receiver clients join a room (each URL is ws://HOST:PORT/ws?...),
+    chat.py --sender URL --receiver URL [...] [--steps ...]     (the system suite)
+    chat.py across [--timeout S] ROOM NAME=ws://HOST:PORT/ws [...] (nixos/tests/chat-across-instances.nix)
+
+The first form: one --sender and one or more --receiver clients join a room (each URL is ws://HOST:PORT/ws?...),
 then the --steps run in order, each bounded in time:
   deliver     one message from the sender reaches every receiver
   refused     a message gets an error frame back and reaches no receiver (the relay is away)
@@ -10,6 +14,14 @@ then the --steps run in order, each bounded in time:
               meanwhile (e.g. stops Redis) and creates DIR/NAME when done
 Prints one JSON object: sent, delivered (messages that reached every receiver), errors (error
 frames the sender got), steps (seconds each). Exits 1 with the reason on stderr if a step fails.
+
+`across`: connects the clients in order (each to its own URL: an instance, or nginx), then checks
+that
+  1. every client sees the join notice of every client that joined after it,
+  2. a message from each client reaches every client, its sender included (the app delivers what
+     comes back from Redis, so everyone sees one order),
+whichever process each one is connected to. Prints one JSON line per check; exits 1 on the first
+failure and 2 past the deadline. Bounded: every wait ends by --timeout (default 30 s).
 """
 import argparse
 import base64
@@ -76,7 +88,80 @@ class Client:
                 self.closed = True
 
 
+def log(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+def expect(client, what, match, deadline):
+    """The first frame `client` received (before or now) that `match`es, taken from its frames; an
+    error frame fails the check, and so does the deadline."""
+    while True:
+        for frame in client.frames:
+            if "error" in frame:
+                raise RuntimeError(f"{client.url}: error frame while waiting for {what}: {frame}")
+            if match(frame):
+                client.frames.remove(frame)
+                return frame
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"{client.url}: no {what} within the deadline (frames seen: {client.frames})")
+        ready, _, _ = select.select([client.sock], [], [], left)
+        if ready:
+            client.read()
+            if client.closed:
+                raise RuntimeError(f"{client.url}: closed while waiting for {what}")
+
+
+def across(argv):
+    ap = argparse.ArgumentParser(prog="chat.py across")
+    ap.add_argument("--timeout", type=float, default=30.0)
+    ap.add_argument("room")
+    ap.add_argument("clients", nargs="+", metavar="NAME=URL")
+    a = ap.parse_args(argv)
+    specs = [tuple(c.split("=", 1)) for c in a.clients]
+    if any(len(s) != 2 for s in specs):
+        ap.error("each client is NAME=ws://HOST:PORT/ws")
+    deadline = time.monotonic() + a.timeout
+    clients = []
+    try:
+        for name, url in specs:
+            query = urllib.parse.urlencode({"room": a.room, "name": name})
+            client = Client(f"{url}?{query}", max(1.0, deadline - time.monotonic()))
+            client.name = name
+            log(event="connected", name=name, url=client.url)
+            # Every client already in the room hears of this one: across processes, that is Redis.
+            for earlier in clients:
+                frame = expect(earlier, f"join notice of {name}",
+                               lambda f, n=name: f.get("event") == "join" and f.get("name") == n, deadline)
+                log(check="join", to=earlier.name, about=name, ts=frame["ts"])
+            clients.append(client)
+        for sender in clients:
+            text = f"hello from {sender.name} ({time.time_ns()})"
+            sender.send(1, json.dumps({"text": text}).encode())
+            for receiver in clients:
+                frame = expect(receiver, f"the message of {sender.name}", lambda f, t=text: f.get("text") == t, deadline)
+                if frame.get("from") != sender.name or frame.get("room") != a.room:
+                    raise RuntimeError(f"{receiver.name}: wrong frame for {sender.name}'s message: {frame}")
+                log(check="message", sender=sender.name, receiver=receiver.name)
+    except TimeoutError as e:
+        log(result="timeout", error=str(e))
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001 (report any failure as one line)
+        log(result="failed", error=f"{type(e).__name__}: {e}")
+        sys.exit(1)
+    finally:
+        for c in clients:
+            try:
+                c.send(8, (1000).to_bytes(2, "big"))
+            except OSError:
+                pass
+            c.sock.close()
+    log(result="ok", clients=[name for name, _ in specs])
+
+
 def main():
+    if sys.argv[1:2] == ["across"]:
+        return across(sys.argv[2:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--sender", required=True)
     ap.add_argument("--receiver", action="append", required=True)

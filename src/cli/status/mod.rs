@@ -4,7 +4,7 @@
 //! /proc, and the mode and the requests served from each instance's `/metrics`. `--watch` redraws
 //! it with requests per second, like `pm2 monit`.
 
-mod probe;
+pub mod probe;
 mod table;
 pub mod units;
 mod watch;

@@ -27,7 +27,7 @@ pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
 
 /// The samples of `family` in a Prometheus text page: the label text between the braces, and
 /// the value.
-fn samples<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
+pub fn samples<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a str, f64)> + 'a {
     text.lines().filter(|line| !line.starts_with('#')).filter_map(move |line| {
         let (series, value) = line.rsplit_once(' ')?;
         let (name, labels) = series.split_once('{').unwrap_or((series, "}"));

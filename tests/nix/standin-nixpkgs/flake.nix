@@ -35,12 +35,11 @@
           writeText = name: _: r name;
           mkShell = _: r "shell";
           testers.runNixOSTest = test: r "vm-test-${test.name}";
-          python3.withPackages = _: r "python3";
           writeShellScript = name: _: r name;
           writeScript = name: _: r name;
           runCommand = name: _: _: r name;
           importNpmLock.buildNodeModules = _: r "node-modules";
-        } // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "nginx" "redis" "curl" "jq" "deadnix" "nixpkgs-fmt" "coreutils" "nodejs" ] r;
+        } // lib.genAttrs [ "cargo" "rustc" "clippy" "rustfmt" "rust-analyzer" "nginx" "redis" "curl" "jq" "deadnix" "nixpkgs-fmt" "coreutils" "nodejs" "python3" ] r;
     in
     {
       inherit lib;

@@ -110,6 +110,14 @@ for line in sys.stdin:
         print(e.get("MESSAGE"))' "$3" "$4"
 }
 
+# journal_wait CT UNIT SECONDS PATTERN: waits until a message of UNIT's journal (from its start)
+# matches the grep PATTERN, following the journal as it is written rather than reading it again
+# and again; false if none did within SECONDS. (The follower, left behind by grep, ends at its next
+# line or at SECONDS; its exit status means nothing.)
+journal_wait() {
+    grep -m1 -q -- "$4" < <(ct_exec "$1" timeout "$3" journalctl -u "$2" -f -n all --no-pager -o cat || true)
+}
+
 # no_failures CT WHAT: fail (showing nginx's view of the failed requests) unless the last
 # load_wait counted no failed request.
 no_failures() {

@@ -63,23 +63,22 @@ start_all pl 8081
 before=$(cgroup_procs pl app@8081.service | sort)
 load_start pl memory --path '/api/randoms?cant=10' --path /info --duration 15 --concurrency 2 --max-requests 100000
 wait_served pl 100
-touch "$WORK/out/heads.go"
+# The heads are held until this script says it is done (SIGTERM), 20 s at the most.
 ct_net pl python3 -c '
-import os, socket, sys, time
+import signal, socket
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 held = []
 for _ in range(32):
     s = socket.create_connection(("127.0.0.1", 8081))
     s.sendall(b"GET /info HTTP/1.1\r\nx-filler: " + b"a" * 512 * 1024)
     held.append(s)
-deadline = time.time() + 20
-while os.path.exists(sys.argv[1]) and time.time() < deadline:
-    time.sleep(0.1)
-' "$WORK/out/heads.go" &
+signal.sigtimedwait({signal.SIGTERM}, 20)
+' &
 heads=$!
-over() { ct_exec pl journalctl -u app@8081 --no-pager -o cat | grep -q 'over --worker-max-memory'; }
-wait_until 20 "a worker of app@8081 over --worker-max-memory is replaced" over
+journal_wait pl app@8081 20 'over --worker-max-memory' ||
+    fail "no worker of app@8081 went over --worker-max-memory within 20s"
 wait_until 20 "the worker over its limit has gone" replaced_some pl app@8081.service "$before"
-rm -f "$WORK/out/heads.go"
+kill "$heads" 2>/dev/null || true
 wait "$heads" || true
 wait_served pl 100
 load_wait memory
@@ -97,9 +96,9 @@ note "APP_WORKERS=two: exit status 2, not restarted: $(ct_exec pl journalctl -u 
 # (at a constant 500 ms the unit hit the start limit within 6 s), and the unit has not failed.
 t0=$EPOCHREALTIME
 ct_exec pl systemctl start --no-block app@8083.service
-five_restarts() { [ "$(prop pl app@8083.service NRestarts)" -ge 5 ]; }
-wait_until 40 "app@8083 restarted 5 times" five_restarts
+journal_wait pl app@8083 40 'restart counter is at 5\.' || fail "app@8083 was not restarted 5 times within 40s"
 took=$(elapsed "$t0")
+[ "$(prop pl app@8083.service NRestarts)" -ge 5 ] || fail "app@8083: NRestarts $(prop pl app@8083.service NRestarts) after its 5th restart"
 state=$(prop pl app@8083.service ActiveState)
 [ "$state" != failed ] || fail "app@8083 failed (start limit hit?): $(prop pl app@8083.service Result)"
 awk -v t="$took" 'BEGIN { exit !(t >= 7.5) }' || fail "5 restarts of app@8083 took only ${took}s: no back-off"
