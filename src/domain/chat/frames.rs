@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::todos::now_ms;
+use crate::infra::clock::now_ms;
 
 /// Longest room or user name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
