@@ -47,7 +47,8 @@ impl AppState {
     pub fn new(config: Config, placement: Placement) -> Result<Self, String> {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
         let metrics = Metrics::from_env();
-        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
+        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose();
+        let redis = redis.map_err(|error| error.to_string())?.map(Arc::new);
         let todos = store::open(&config, redis.as_ref(), &metrics)?;
         let chat = Hub::new(&config, redis);
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })

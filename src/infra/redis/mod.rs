@@ -24,6 +24,18 @@ use redis::{
 use tokio::sync::Mutex;
 
 use sentinel::Sentinels;
+pub use sentinel::UrlError;
+
+/// Why a `--redis-url` cannot be used; found before anything connects.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// redis-rs refused the URL of a single server.
+    #[error("--redis-url: {0}")]
+    Url(RedisError),
+    /// A `redis+sentinel://` URL that does not say what it must.
+    #[error("--redis-url: {0}")]
+    Sentinel(#[from] UrlError),
+}
 
 /// A command or a connection attempt that takes longer fails, so a request never hangs on Redis.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,10 +97,10 @@ enum Commands {
 
 impl RedisLink {
     /// Checks the URL only; nothing is connected yet.
-    pub fn new(url: &str) -> Result<RedisLink, String> {
-        let target = match Sentinels::parse(url).map_err(|error| format!("--redis-url: {error}"))? {
+    pub fn new(url: &str) -> Result<RedisLink, Error> {
+        let target = match Sentinels::parse(url)? {
             Some(sentinels) => Target::Sentinels(sentinels),
-            None => Target::Server(Client::open(url).map_err(|error| format!("--redis-url: {error}"))?),
+            None => Target::Server(Client::open(url).map_err(Error::Url)?),
         };
         Ok(RedisLink { target, manager: Mutex::default(), dropped: Arc::default() })
     }
