@@ -28,6 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
+use super::error::{Refusal, SendError};
 use super::frames;
 use super::limits::RateLimiter;
 use crate::http::state::AppState;
@@ -63,7 +64,7 @@ pub async fn serve<S>(
     let heard = Heard::new();
     if let Err(problem) = member.send(frames::notice(&room, "join", &name)).await {
         // The client learns at once that the room cannot be reached, not on its first message.
-        control.push(error_frame(&problem));
+        control.push(error_frame(&problem.to_string()));
     }
 
     let end = tokio::select! {
@@ -92,23 +93,20 @@ impl Member<'_> {
     /// Sends `frame` to the room through the hub in a future on the heap: the relay's (a Redis
     /// query) is kilobytes, and inline it would be part of every socket's task for all its life,
     /// though a socket spends almost all of it not sending.
-    async fn send(&self, frame: String) -> Result<(), String> {
+    async fn send(&self, frame: String) -> Result<(), SendError> {
         Box::pin(self.app.chat.send(self.room, frame)).await
     }
 
     /// Acts on one text frame of the client: a message for the room if the rate and the frame
     /// allow it; else why not, for an error frame.
-    async fn receive(&self, limiter: &mut RateLimiter, text: &str) -> Result<(), String> {
+    async fn receive(&self, limiter: &mut RateLimiter, text: &str) -> Result<(), Refusal> {
         let limits = &self.app.chat.limits;
         if !limiter.allow() {
-            return Err(format!(
-                "rate limit: at most {} messages a second (bursts of {})",
-                limits.rate, limits.burst
-            ));
+            return Err(Refusal::RateLimited { rate: limits.rate, burst: limits.burst });
         }
         let sent = frames::parse(text, limits.max_message_bytes)?;
         self.app.metrics.chat_message();
-        self.send(frames::message(self.room, self.name, &sent)).await
+        Ok(self.send(frames::message(self.room, self.name, &sent)).await?)
     }
 }
 
@@ -160,8 +158,8 @@ where
             Ok(_) => continue, // Pings are answered by tungstenite; pongs only count as heard.
             Err(error) => return End::from_error(error),
         };
-        if let Err(problem) = member.receive(&mut limiter, &text).await {
-            control.push(error_frame(&problem));
+        if let Err(refusal) = member.receive(&mut limiter, &text).await {
+            control.push(error_frame(&refusal.to_string()));
         }
     }
     End::Broken

@@ -24,7 +24,7 @@ pub fn upgrade(app: Arc<AppState>, req: Request<RequestBody>, query: &Query) -> 
         .and_then(|room| Ok((room, chat::valid_name("name", query.get("name"))?)));
     let (room, name) = match names {
         Ok(names) => names,
-        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem),
+        Err(problem) => return error(StatusCode::BAD_REQUEST, &problem.to_string()),
     };
     let max_message_bytes = app.chat.limits.max_message_bytes;
     accept_websocket(req, max_message_bytes, move |ws, context| async move {

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::packet::{self, out, Kind};
+use crate::domain::chat::error::{AuthError, EventError};
 use crate::domain::chat::limits::RateLimiter;
 use crate::domain::chat::rooms::Client;
 use crate::domain::chat::{frames, Hub};
@@ -107,7 +108,7 @@ impl Socket {
                         self.connected = Some(connected);
                         outbox.push(out::connected(&super::random_id()));
                     }
-                    Err(problem) => outbox.push(out::connect_error("/", &problem)),
+                    Err(problem) => outbox.push(out::connect_error("/", &problem.to_string())),
                 }
                 Ok(())
             }
@@ -160,23 +161,17 @@ impl Connected {
     async fn event(&mut self, hub: &Hub, metrics: &Metrics, size: usize, data: &str) -> Value {
         let limits = hub.limits;
         if size > limits.max_message_bytes {
-            return refusal(format!(
-                "packet of {size} bytes is larger than the limit of {} bytes",
-                limits.max_message_bytes
-            ));
+            return refusal(EventError::TooBig { size, limit: limits.max_message_bytes });
         }
         if !self.limiter.allow() {
-            return refusal(format!(
-                "rate limit: at most {} events a second (bursts of {})",
-                limits.rate, limits.burst
-            ));
+            return refusal(EventError::RateLimited { rate: limits.rate, burst: limits.burst });
         }
         let outcome = match serde_json::from_str::<Vec<Value>>(data) {
             Ok(args) => match args.split_first() {
                 Some((Value::String(event), args)) => self.run(hub, metrics, event, args).await,
-                _ => Err("an event is a JSON array that starts with its name".into()),
+                _ => Err(EventError::Unnamed),
             },
-            Err(problem) => Err(format!("an event is a JSON array: {problem}")),
+            Err(problem) => Err(EventError::NotAnArray(problem)),
         };
         match outcome {
             Ok(()) => json!({ "ok": true }),
@@ -184,7 +179,13 @@ impl Connected {
         }
     }
 
-    async fn run(&mut self, hub: &Hub, metrics: &Metrics, event: &str, args: &[Value]) -> Result<(), String> {
+    async fn run(
+        &mut self,
+        hub: &Hub,
+        metrics: &Metrics,
+        event: &str,
+        args: &[Value],
+    ) -> Result<(), EventError> {
         match (event, args) {
             ("join", [Value::String(room)]) => {
                 let room = frames::valid_name("room", Some(room))?;
@@ -193,7 +194,7 @@ impl Connected {
                 }
                 let most = hub.limits.rooms_per_socket;
                 if self.client.joined().len() >= most {
-                    return Err(format!("a socket may be in at most {most} rooms; leave one first"));
+                    return Err(EventError::TooManyRooms(most));
                 }
                 self.client.join(&room);
                 let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
@@ -201,49 +202,46 @@ impl Connected {
                     // Not announced, so not joined: the client may try again.
                     self.client.leave(&room);
                 }
-                told
+                Ok(told?)
             }
             ("leave", [Value::String(room)]) => {
                 if !self.client.leave(room) {
-                    return Err(format!("not in room {room:?}"));
+                    return Err(EventError::NotInRoom(room.clone()));
                 }
-                hub.send(room, frames::notice(room, "leave", &self.name)).await
+                Ok(hub.send(room, frames::notice(room, "leave", &self.name)).await?)
             }
             ("message", [message]) => {
-                let sent = Sent::deserialize(message)
-                    .map_err(|problem| format!("send {{\"room\": \"...\", \"text\": \"...\"}}: {problem}"))?;
+                let sent = Sent::deserialize(message).map_err(EventError::NotAMessage)?;
                 if !self.client.is_in(&sent.room) {
-                    return Err(format!("join room {:?} before sending to it", sent.room));
+                    return Err(EventError::NotJoined(sent.room));
                 }
                 if sent.text.trim().is_empty() {
-                    return Err("text must not be empty".into());
+                    return Err(EventError::EmptyText);
                 }
                 metrics.chat_message();
-                hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await
+                Ok(hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await?)
             }
-            ("join" | "leave", _) => Err(format!("{event} takes one argument: the room's name")),
-            ("message", _) => Err("message takes one argument: {\"room\", \"text\"}".into()),
-            _ => Err(format!("unknown event {event:?}: the events are join, leave and message")),
+            ("join" | "leave", _) => Err(EventError::RoomArgument(event.into())),
+            ("message", _) => Err(EventError::MessageArgument),
+            _ => Err(EventError::Unknown(event.into())),
         }
     }
 }
 
-fn refusal(problem: String) -> Value {
-    json!({ "error": problem })
+fn refusal(problem: EventError) -> Value {
+    json!({ "error": problem.to_string() })
 }
 
 /// The name in CONNECT's auth object, checked as /ws checks its `name`.
-fn connect_name(data: &str) -> Result<String, String> {
-    const HOW: &str = "connect with auth: { name: \"...\" }";
+fn connect_name(data: &str) -> Result<String, AuthError> {
     let auth: Value = match data {
         "" => Value::Null,
-        data => serde_json::from_str(data)
-            .map_err(|problem| format!("the auth is not JSON ({problem}): {HOW}"))?,
+        data => serde_json::from_str(data).map_err(AuthError::NotJson)?,
     };
     match auth.get("name") {
-        None | Some(Value::Null) => Err(format!("name is required: {HOW}")),
-        Some(Value::String(name)) => frames::valid_name("name", Some(name)),
-        Some(_) => Err(format!("name must be a string: {HOW}")),
+        None | Some(Value::Null) => Err(AuthError::NoName),
+        Some(Value::String(name)) => Ok(frames::valid_name("name", Some(name))?),
+        Some(_) => Err(AuthError::NotAString),
     }
 }
 
@@ -260,11 +258,12 @@ mod tests {
 
     #[test]
     fn the_name_comes_from_the_auth_object() {
-        assert_eq!(connect_name(r#"{"name":"alice"}"#), Ok("alice".into()));
-        assert!(connect_name("").unwrap_err().contains("required"));
-        assert!(connect_name(r#"{"name":7}"#).unwrap_err().contains("string"));
-        assert!(connect_name(r#"{"name":"a b"}"#).unwrap_err().contains("letters"));
-        assert!(connect_name("{").unwrap_err().contains("JSON"));
+        assert_eq!(connect_name(r#"{"name":"alice"}"#).ok(), Some("alice".into()));
+        let error = |auth| connect_name(auth).unwrap_err().to_string();
+        assert_eq!(error(""), r#"name is required: connect with auth: { name: "..." }"#);
+        assert!(error(r#"{"name":7}"#).contains("string"));
+        assert!(error(r#"{"name":"a b"}"#).contains("letters"));
+        assert!(error("{").contains("JSON"));
     }
 
     #[test]
