@@ -97,19 +97,7 @@ impl Socket {
         }
         match (packet.kind, &mut self.connected) {
             (Kind::Connect, None) => {
-                match connect_name(packet.data) {
-                    Ok(name) => {
-                        let connected = Connected {
-                            name,
-                            client: hub.connect(),
-                            limiter: RateLimiter::new(&hub.limits),
-                            _counted: metrics.chat_connected(),
-                        };
-                        self.connected = Some(connected);
-                        outbox.push(out::connected(&super::random_id()));
-                    }
-                    Err(problem) => outbox.push(out::connect_error("/", &problem.to_string())),
-                }
+                self.connect(hub, metrics, packet.data, outbox);
                 Ok(())
             }
             (Kind::Connect, Some(_)) => Err(Ending::Refused("CONNECT sent twice".into())),
@@ -130,6 +118,24 @@ impl Socket {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// CONNECT: the socket gets its name and a place in the rooms, or (a name that is not one) a
+    /// CONNECT_ERROR that says why, and may try again.
+    fn connect(&mut self, hub: &Hub, metrics: &Metrics, auth: &str, outbox: &mut Vec<String>) {
+        match connect_name(auth) {
+            Ok(name) => {
+                let connected = Connected {
+                    name,
+                    client: hub.connect(),
+                    limiter: RateLimiter::new(&hub.limits),
+                    _counted: metrics.chat_connected(),
+                };
+                self.connected = Some(connected);
+                outbox.push(out::connected(&super::random_id()));
+            }
+            Err(problem) => outbox.push(out::connect_error("/", &problem.to_string())),
         }
     }
 
@@ -187,44 +193,53 @@ impl Connected {
         args: &[Value],
     ) -> Result<(), EventError> {
         match (event, args) {
-            ("join", [Value::String(room)]) => {
-                let room = frames::valid_name("room", Some(room))?;
-                if self.client.is_in(&room) {
-                    return Ok(());
-                }
-                let most = hub.limits.rooms_per_socket;
-                if self.client.joined().len() >= most {
-                    return Err(EventError::TooManyRooms(most));
-                }
-                self.client.join(&room);
-                let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
-                if told.is_err() {
-                    // Not announced, so not joined: the client may try again.
-                    self.client.leave(&room);
-                }
-                Ok(told?)
-            }
-            ("leave", [Value::String(room)]) => {
-                if !self.client.leave(room) {
-                    return Err(EventError::NotInRoom(room.clone()));
-                }
-                Ok(hub.send(room, frames::notice(room, "leave", &self.name)).await?)
-            }
-            ("message", [message]) => {
-                let sent = Sent::deserialize(message).map_err(EventError::NotAMessage)?;
-                if !self.client.is_in(&sent.room) {
-                    return Err(EventError::NotJoined(sent.room));
-                }
-                if sent.text.trim().is_empty() {
-                    return Err(EventError::EmptyText);
-                }
-                metrics.chat_message();
-                Ok(hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await?)
-            }
+            ("join", [Value::String(room)]) => self.join(hub, room).await,
+            ("leave", [Value::String(room)]) => self.leave(hub, room).await,
+            ("message", [message]) => self.message(hub, metrics, message).await,
             ("join" | "leave", _) => Err(EventError::RoomArgument(event.into())),
             ("message", _) => Err(EventError::MessageArgument),
             _ => Err(EventError::Unknown(event.into())),
         }
+    }
+
+    /// `join`: enters the room (at most `--chat-rooms-per-socket` at once) and tells it.
+    async fn join(&mut self, hub: &Hub, room: &str) -> Result<(), EventError> {
+        let room = frames::valid_name("room", Some(room))?;
+        if self.client.is_in(&room) {
+            return Ok(());
+        }
+        let most = hub.limits.rooms_per_socket;
+        if self.client.joined().len() >= most {
+            return Err(EventError::TooManyRooms(most));
+        }
+        self.client.join(&room);
+        let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
+        if told.is_err() {
+            // Not announced, so not joined: the client may try again.
+            self.client.leave(&room);
+        }
+        Ok(told?)
+    }
+
+    /// `leave`: leaves the room and tells it.
+    async fn leave(&mut self, hub: &Hub, room: &str) -> Result<(), EventError> {
+        if !self.client.leave(room) {
+            return Err(EventError::NotInRoom(room.into()));
+        }
+        Ok(hub.send(room, frames::notice(room, "leave", &self.name)).await?)
+    }
+
+    /// `message`: `{"room", "text"}` to a room the socket is in.
+    async fn message(&mut self, hub: &Hub, metrics: &Metrics, message: &Value) -> Result<(), EventError> {
+        let sent = Sent::deserialize(message).map_err(EventError::NotAMessage)?;
+        if !self.client.is_in(&sent.room) {
+            return Err(EventError::NotJoined(sent.room));
+        }
+        if sent.text.trim().is_empty() {
+            return Err(EventError::EmptyText);
+        }
+        metrics.chat_message();
+        Ok(hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await?)
     }
 }
 

@@ -196,12 +196,7 @@ impl Session {
                 Woken::Heartbeat => self.beat(),
                 Woken::Frame(None) => Err(End::Vanished),
                 Woken::Frame(Some(frame)) => {
-                    self.outbox.push(frame);
-                    // More that are queued go in the same answer (a long-poll carries many).
-                    while self.outbox.len() < FRAMES_PER_POLL {
-                        let Some(frame) = self.socket.queued_frame() else { break };
-                        self.outbox.push(frame);
-                    }
+                    self.take_frames(frame);
                     Ok(())
                 }
                 Woken::Text(text) => Box::pin(self.receive(&text)).await,
@@ -216,6 +211,16 @@ impl Session {
             if let Err(end) = self.flush(transport).await {
                 return end;
             }
+        }
+    }
+
+    /// Puts a room frame in the outbox, and after it those already queued (a long-poll answer
+    /// carries many), up to FRAMES_PER_POLL.
+    fn take_frames(&mut self, frame: String) {
+        self.outbox.push(frame);
+        while self.outbox.len() < FRAMES_PER_POLL {
+            let Some(frame) = self.socket.queued_frame() else { break };
+            self.outbox.push(frame);
         }
     }
 
@@ -377,66 +382,83 @@ impl Session {
 
     /// Tells the client why it ends (when it can be told) and closes the transport.
     async fn finish(&mut self, transport: Transport, end: End) {
-        let (code, reason) = match &end {
-            End::Draining => (CloseCode::Away, "server shutting down; reconnect".to_string()),
-            End::TooSlow => (CloseCode::Policy, "too slow: messages queued beyond the limit".to_string()),
-            End::TooBig => (CloseCode::Size, "packet too big".to_string()),
-            End::Refused(reason) => (CloseCode::Policy, reason.clone()),
-            End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
-        };
-        match &end {
-            End::TooSlow => tracing::info!("socket.io client too slow: its queue filled; disconnected"),
-            End::TooBig | End::Refused(_) => tracing::debug!(%reason, "socket.io client broke the protocol"),
-            _ => {}
-        }
+        let (code, reason) = end.close();
+        end.log(&reason);
         if matches!(end, End::TooSlow | End::TooBig | End::Refused(_)) {
             self.socket.farewell(&reason, &mut self.outbox);
         }
         match transport {
-            Transport::WebSocket(mut link) => {
+            Transport::WebSocket(link) => {
                 if matches!(end, End::Vanished) {
                     return;
                 }
-                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
-                    for packet in self.outbox.drain(..) {
-                        link.ws.feed(Message::text(packet)).await?;
-                    }
-                    let frame = match end {
-                        // The echo of the client's Close, queued by tungstenite.
-                        End::ClientClosed => None,
-                        _ => Some(CloseFrame { code, reason: truncated(&reason).into() }),
-                    };
-                    match frame {
-                        Some(frame) => link.ws.send(Message::Close(Some(frame))).await?,
-                        None => link.ws.flush().await?,
-                    }
-                    // FIN through the upgrade to the connection's lingering close.
-                    let _ = link.ws.get_mut().shutdown().await;
-                    Ok::<_, WsError>(())
-                })
-                .await;
+                // The echo of the client's Close is queued by tungstenite: no frame of ours.
+                let frame = match end {
+                    End::ClientClosed => None,
+                    _ => Some(CloseFrame { code, reason: truncated(&reason).into() }),
+                };
+                let _ = tokio::time::timeout(CLOSE_DEADLINE, self.close_websocket(link, frame)).await;
             }
-            Transport::Polling(mut polling) => {
+            Transport::Polling(polling) => {
                 if matches!(end, End::Vanished | End::ClientClosed) {
                     return;
                 }
                 // Engine.IO close: a polling client ends its session on it.
                 self.outbox.push(out::CLOSE.into());
-                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
-                    while !polling.is_waiting() {
-                        match polling.requests.recv().await {
-                            Some(Request::Poll(answer)) => polling.waiting = Some(answer),
-                            Some(Request::Post(_, answer)) => drop(answer.send(())),
-                            Some(Request::Upgrade(_)) => {}
-                            None => return,
-                        }
-                    }
-                    if let Some(waiting) = polling.waiting.take() {
-                        let _ = waiting.send(Ok(self.outbox.join("\x1e")));
-                    }
-                })
-                .await;
+                let _ = tokio::time::timeout(CLOSE_DEADLINE, self.close_polling(polling)).await;
             }
+        }
+    }
+
+    /// The last packets on the WebSocket, then its Close (or the flush of the echo of the
+    /// client's), then FIN through the upgrade to the connection's lingering close.
+    async fn close_websocket(&mut self, mut link: WsLink, frame: Option<CloseFrame>) -> Result<(), WsError> {
+        for packet in self.outbox.drain(..) {
+            link.ws.feed(Message::text(packet)).await?;
+        }
+        match frame {
+            Some(frame) => link.ws.send(Message::Close(Some(frame))).await?,
+            None => link.ws.flush().await?,
+        }
+        let _ = link.ws.get_mut().shutdown().await;
+        Ok(())
+    }
+
+    /// The last packets, to the next GET of a polling client (POSTs meanwhile are answered and
+    /// dropped).
+    async fn close_polling(&mut self, mut polling: Polling) {
+        while !polling.is_waiting() {
+            match polling.requests.recv().await {
+                Some(Request::Poll(answer)) => polling.waiting = Some(answer),
+                Some(Request::Post(_, answer)) => drop(answer.send(())),
+                Some(Request::Upgrade(_)) => {}
+                None => return,
+            }
+        }
+        if let Some(waiting) = polling.waiting.take() {
+            let _ = waiting.send(Ok(self.outbox.join("\x1e")));
+        }
+    }
+}
+
+impl End {
+    /// The close code and reason the client is told (when it can be).
+    fn close(&self) -> (CloseCode, String) {
+        match self {
+            End::Draining => (CloseCode::Away, "server shutting down; reconnect".to_string()),
+            End::TooSlow => (CloseCode::Policy, "too slow: messages queued beyond the limit".to_string()),
+            End::TooBig => (CloseCode::Size, "packet too big".to_string()),
+            End::Refused(reason) => (CloseCode::Policy, reason.clone()),
+            End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
+        }
+    }
+
+    /// Logs the ends an operator may want to know of.
+    fn log(&self, reason: &str) {
+        match self {
+            End::TooSlow => tracing::info!("socket.io client too slow: its queue filled; disconnected"),
+            End::TooBig | End::Refused(_) => tracing::debug!(%reason, "socket.io client broke the protocol"),
+            _ => {}
         }
     }
 }
