@@ -106,3 +106,39 @@ pub enum AuthError {
     #[error(transparent)]
     Name(#[from] NameError),
 }
+
+/// How a Socket.IO client broke the protocol: the reason it is disconnected with (in its `error`
+/// event or CONNECT_ERROR, and in the WebSocket's Close).
+#[derive(Debug, Error, PartialEq)]
+pub enum ProtocolError {
+    #[error("an empty Engine.IO packet")]
+    EmptyEnginePacket,
+    #[error("{0:?} is not an Engine.IO packet type a client sends")]
+    EnginePacketType(char),
+    /// An Engine.IO binary packet, or a binary WebSocket frame.
+    #[error("binary packets are not accepted: send text")]
+    Binary,
+    #[error("text frame is not valid UTF-8")]
+    NotUtf8,
+    #[error("an empty Socket.IO packet")]
+    EmptySocketPacket,
+    #[error("{0:?} is not a Socket.IO packet type a client sends")]
+    SocketPacketType(char),
+    #[error("binary packets are not accepted: send JSON without binary data")]
+    BinaryEvent,
+    #[error("an acknowledgement id beyond 64 bits")]
+    AckId,
+    #[error("namespace {0} is not served: use /")]
+    Namespace(String),
+    #[error("send CONNECT (with auth: {{ name }}) before anything else")]
+    NotConnected,
+    #[error("CONNECT sent twice")]
+    ConnectTwice,
+    #[error("the server asks for no acknowledgements")]
+    Ack,
+    #[error("no Socket.IO CONNECT within {0} s of opening")]
+    NoConnect(u64),
+    /// Engine.IO allows one GET at a time.
+    #[error("overlapping GET requests")]
+    OverlappingPolls,
+}

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::packet::{self, out, Kind};
-use crate::domain::chat::error::{AuthError, EventError};
+use crate::domain::chat::error::{AuthError, EventError, ProtocolError};
 use crate::domain::chat::limits::RateLimiter;
 use crate::domain::chat::rooms::Client;
 use crate::domain::chat::{frames, Hub};
@@ -20,7 +20,7 @@ pub enum Ending {
     /// The client said DISCONNECT.
     Left,
     /// The client broke the protocol; it is told why ([`Socket::farewell`]) and disconnected.
-    Refused(String),
+    Refused(ProtocolError),
 }
 
 pub struct Socket {
@@ -93,19 +93,17 @@ impl Socket {
                 outbox.push(out::connect_error(packet.namespace, "Invalid namespace"));
                 return Ok(());
             }
-            return Err(Ending::Refused(format!("namespace {} is not served: use /", packet.namespace)));
+            return Err(Ending::Refused(ProtocolError::Namespace(packet.namespace.into())));
         }
         match (packet.kind, &mut self.connected) {
             (Kind::Connect, None) => {
                 self.connect(hub, metrics, packet.data, outbox);
                 Ok(())
             }
-            (Kind::Connect, Some(_)) => Err(Ending::Refused("CONNECT sent twice".into())),
-            (_, None) => {
-                Err(Ending::Refused("send CONNECT (with auth: { name }) before anything else".into()))
-            }
+            (Kind::Connect, Some(_)) => Err(Ending::Refused(ProtocolError::ConnectTwice)),
+            (_, None) => Err(Ending::Refused(ProtocolError::NotConnected)),
             (Kind::Disconnect, Some(_)) => Err(Ending::Left),
-            (Kind::Ack, Some(_)) => Err(Ending::Refused("the server asks for no acknowledgements".into())),
+            (Kind::Ack, Some(_)) => Err(Ending::Refused(ProtocolError::Ack)),
             (Kind::Event, Some(connected)) => {
                 let reply = connected.event(hub, metrics, text.len(), packet.data).await;
                 match (packet.ack, reply) {

@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::events::{Ending, Socket};
 use super::packet::{self, out, Engine};
+use crate::domain::chat::error::ProtocolError;
 use crate::domain::chat::socket::truncated;
 use crate::http::state::AppState;
 
@@ -69,7 +70,7 @@ enum End {
     TooSlow,
     /// A packet over the WebSocket's frame limit (four times the message limit).
     TooBig,
-    Refused(String),
+    Refused(ProtocolError),
 }
 
 enum Transport {
@@ -231,10 +232,7 @@ impl Session {
             return Err(End::Vanished);
         }
         if !self.socket.is_connected() && self.opened.elapsed() >= PING_INTERVAL {
-            return Err(End::Refused(format!(
-                "no Socket.IO CONNECT within {} s of opening",
-                PING_INTERVAL.as_secs()
-            )));
+            return Err(End::Refused(ProtocolError::NoConnect(PING_INTERVAL.as_secs())));
         }
         self.outbox.push(out::PING.into());
         self.awaiting_pong = true;
@@ -278,7 +276,7 @@ impl Session {
                     // Engine.IO allows one GET at a time; a second means a confused client.
                     let _ =
                         answer.send(Err("a second GET while one is pending; the session is closed".into()));
-                    return Err(End::Refused("overlapping GET requests".into()));
+                    return Err(End::Refused(ProtocolError::OverlappingPolls));
                 }
                 polling.waiting = Some(answer);
                 Ok(())
@@ -448,7 +446,7 @@ impl End {
             End::Draining => (CloseCode::Away, "server shutting down; reconnect".to_string()),
             End::TooSlow => (CloseCode::Policy, "too slow: messages queued beyond the limit".to_string()),
             End::TooBig => (CloseCode::Size, "packet too big".to_string()),
-            End::Refused(reason) => (CloseCode::Policy, reason.clone()),
+            End::Refused(reason) => (CloseCode::Policy, reason.to_string()),
             End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
         }
     }
@@ -470,15 +468,11 @@ async fn next_inbound(transport: &mut Transport) -> Woken {
         Transport::WebSocket(link) => loop {
             match link.ws.next().await {
                 Some(Ok(Message::Text(text))) => return Woken::Text(text.as_str().to_string()),
-                Some(Ok(Message::Binary(_))) => {
-                    return Woken::Ended(End::Refused("binary packets are not accepted: send text".into()))
-                }
+                Some(Ok(Message::Binary(_))) => return Woken::Ended(End::Refused(ProtocolError::Binary)),
                 Some(Ok(Message::Close(_))) => return Woken::Ended(End::ClientClosed),
                 Some(Ok(_)) => continue,
                 Some(Err(WsError::Capacity(_))) => return Woken::Ended(End::TooBig),
-                Some(Err(WsError::Utf8(_))) => {
-                    return Woken::Ended(End::Refused("text frame is not valid UTF-8".into()))
-                }
+                Some(Err(WsError::Utf8(_))) => return Woken::Ended(End::Refused(ProtocolError::NotUtf8)),
                 Some(Err(_)) | None => return Woken::Ended(End::Vanished),
             }
         },
