@@ -341,41 +341,45 @@ impl Session {
             return Ok(());
         }
         match transport {
-            Transport::WebSocket(link) => {
-                let sent = tokio::time::timeout(PING_TIMEOUT, async {
-                    for packet in self.outbox.drain(..) {
-                        link.ws.feed(Message::text(packet)).await?;
-                    }
-                    link.ws.flush().await
-                });
-                // A client that does not read blocks the write; its queue filling meanwhile
-                // ends it at once, as on /ws.
-                tokio::select! {
-                    sent = sent => match sent {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err(End::Vanished),
-                        Err(_) => Err(End::TooSlow),
-                    },
-                    _ = self.socket.kicked() => Err(End::TooSlow),
-                }
+            Transport::WebSocket(link) => self.flush_websocket(link).await,
+            Transport::Polling(polling) => self.flush_polling(polling),
+        }
+    }
+
+    /// Sends the outbox on the WebSocket. A client that does not read blocks the write; its
+    /// queue filling meanwhile ends it at once, as on /ws.
+    async fn flush_websocket(&mut self, link: &mut WsLink) -> Result<(), End> {
+        let sent = tokio::time::timeout(PING_TIMEOUT, async {
+            for packet in self.outbox.drain(..) {
+                link.ws.feed(Message::text(packet)).await?;
             }
-            Transport::Polling(polling) => {
-                if polling.is_waiting() {
-                    let payload = self.outbox.join("\x1e");
-                    self.outbox.clear();
-                    if let Some(Err(Ok(payload))) =
-                        polling.waiting.take().map(|waiting| waiting.send(Ok(payload)))
-                    {
-                        // The GET went away meanwhile: the next one takes it.
-                        self.outbox.push(payload);
-                    }
-                }
-                if self.outbox.len() > MAX_WAITING_PACKETS {
-                    return Err(End::TooSlow);
-                }
-                Ok(())
+            link.ws.flush().await
+        });
+        tokio::select! {
+            sent = sent => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Vanished),
+                Err(_) => Err(End::TooSlow),
+            },
+            _ = self.socket.kicked() => Err(End::TooSlow),
+        }
+    }
+
+    /// Answers the pending GET, if any, with the outbox; a client that lets more than
+    /// MAX_WAITING_PACKETS wait is too slow.
+    fn flush_polling(&mut self, polling: &mut Polling) -> Result<(), End> {
+        if polling.is_waiting() {
+            let payload = self.outbox.join("\x1e");
+            self.outbox.clear();
+            if let Some(Err(Ok(payload))) = polling.waiting.take().map(|waiting| waiting.send(Ok(payload))) {
+                // The GET went away meanwhile: the next one takes it.
+                self.outbox.push(payload);
             }
         }
+        if self.outbox.len() > MAX_WAITING_PACKETS {
+            return Err(End::TooSlow);
+        }
+        Ok(())
     }
 
     /// Tells the client why it ends (when it can be told) and closes the transport.
