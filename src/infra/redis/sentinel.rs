@@ -80,16 +80,7 @@ impl Sentinels {
         };
         let (username, password) = userinfo.map(login).transpose()?.unwrap_or_default();
         let master_login = RedisConnectionInfo { db, username, password, ..Default::default() };
-        let mut sentinel_login = RedisConnectionInfo::default();
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = Some(decoded(value)?);
-            match name {
-                "sentinel_username" => sentinel_login.username = value,
-                "sentinel_password" => sentinel_login.password = value,
-                _ => return Err(UrlError::UnknownParameter(name.into())),
-            }
-        }
+        let sentinel_login = sentinel_login(query)?;
         Ok(Some(Sentinels {
             addrs: Mutex::new(addrs),
             master_name: decoded(master_name)?,
@@ -206,6 +197,22 @@ fn host_and_port(text: &str) -> Result<(String, u16), UrlError> {
         Some(port) => port.parse().map_err(|_| UrlError::Port(text.into()))?,
     };
     Ok((host.to_string(), port))
+}
+
+/// How to log in to the sentinels, from the URL's query: `sentinel_username=` and
+/// `sentinel_password=`, percent-decoded (none by default).
+fn sentinel_login(query: &str) -> Result<RedisConnectionInfo, UrlError> {
+    let mut login = RedisConnectionInfo::default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = Some(decoded(value)?);
+        match name {
+            "sentinel_username" => login.username = value,
+            "sentinel_password" => login.password = value,
+            _ => return Err(UrlError::UnknownParameter(name.into())),
+        }
+    }
+    Ok(login)
 }
 
 /// `USER:PASSWORD`, `:PASSWORD` or `USER`, percent-decoded.
