@@ -69,7 +69,9 @@ pub fn main() -> ExitCode {
 fn settle(mut config: Config) -> Result<Config, config::Invalid> {
     config.redis_url = config.resolve_redis_url()?;
     match &config.redis_url {
-        Some(url) => drop(redis_link::RedisLink::new(url).map_err(config::Invalid)?),
+        Some(url) => {
+            drop(redis_link::RedisLink::new(url).map_err(|error| config::Invalid(error.to_string()))?)
+        }
         None if config.todos_store == config::StoreKind::Redis => {
             return Err(config::Invalid(
                 "--todos-store redis needs --redis-url (or --redis-url-file, or the redis-url credential)"

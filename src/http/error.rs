@@ -124,8 +124,8 @@ impl From<todos::Unavailable> for HttpError {
 }
 
 /// The chat refused what the client asked (a bad room or user name, a Socket.IO packet it cannot read).
-pub fn chat_refused(problem: String) -> HttpError {
-    HttpError::BadRequest(problem)
+pub fn chat_refused(problem: impl std::fmt::Display) -> HttpError {
+    HttpError::BadRequest(problem.to_string())
 }
 
 /// This process cannot serve: what `/healthz` answers when the todo store does not.

@@ -57,7 +57,8 @@ impl AppState {
         bus: Option<OwnedFd>,
     ) -> Result<Self, String> {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
-        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose()?.map(Arc::new);
+        let redis = config.redis_url.as_deref().map(RedisLink::new).transpose();
+        let redis = redis.map_err(|error| error.to_string())?.map(Arc::new);
         let todos = store::open(&config, redis.as_ref(), &metrics)?;
         let chat = Hub::new(&config, redis, bus);
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })

@@ -1,6 +1,7 @@
 //! What every layer above uses and none owns: the metrics counters (shared between a cluster's
 //! processes), the link to Redis, and what /proc says about a process.
 
+pub mod clock;
 pub mod metrics;
 pub mod procfs;
 pub mod redis;

@@ -5,7 +5,8 @@
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::todos::now_ms;
+use super::error::{NameError, Refusal};
+use crate::infra::clock::now_ms;
 
 /// Longest room or user name, in characters.
 pub const MAX_NAME_CHARS: usize = 32;
@@ -30,30 +31,26 @@ pub fn error(message: &str) -> String {
 
 /// The text of a client's frame, if it is a JSON `{"text": ...}` of at most `max_bytes` with some
 /// non-blank text.
-pub fn parse(frame: &str, max_bytes: usize) -> Result<String, String> {
+pub fn parse(frame: &str, max_bytes: usize) -> Result<String, Refusal> {
     if frame.len() > max_bytes {
-        return Err(format!(
-            "message of {} bytes is larger than the limit of {max_bytes} bytes",
-            frame.len()
-        ));
+        return Err(Refusal::TooBig { size: frame.len(), limit: max_bytes });
     }
-    let sent: Sent = serde_json::from_str(frame)
-        .map_err(|problem| format!("send a JSON object {{\"text\": \"...\"}}: {problem}"))?;
+    let sent: Sent = serde_json::from_str(frame).map_err(Refusal::NotJson)?;
     if sent.text.trim().is_empty() {
-        return Err("text must not be empty".into());
+        return Err(Refusal::EmptyText);
     }
     Ok(sent.text)
 }
 
 /// Room and user names: 1 to MAX_NAME_CHARS letters, digits, `-`, `_` or `.`.
-pub fn valid_name(what: &str, name: Option<&str>) -> Result<String, String> {
-    let name = name.ok_or_else(|| format!("{what} is required (?room=NAME&name=USER)"))?;
+pub fn valid_name(what: &'static str, name: Option<&str>) -> Result<String, NameError> {
+    let name = name.ok_or(NameError::Missing { what })?;
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(format!("{what} must have 1 to {MAX_NAME_CHARS} characters, not {chars}"));
+        return Err(NameError::Length { what, chars });
     }
     if let Some(bad) = name.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
-        return Err(format!("{what} may hold letters, digits, `-`, `_` and `.`, not {bad:?}"));
+        return Err(NameError::Character { what, bad });
     }
     Ok(name.to_string())
 }
@@ -66,7 +63,7 @@ mod tests {
     fn names_are_checked() {
         assert_eq!(valid_name("room", Some("lobby-1")), Ok("lobby-1".into()));
         assert_eq!(valid_name("name", Some("Zoë")), Ok("Zoë".into()));
-        assert!(valid_name("room", None).unwrap_err().contains("required"));
+        assert!(valid_name("room", None).unwrap_err().to_string().contains("required"));
         assert!(valid_name("room", Some("")).is_err());
         assert!(valid_name("room", Some(&"a".repeat(33))).is_err());
         assert!(valid_name("name", Some("a b")).is_err());
@@ -75,10 +72,11 @@ mod tests {
 
     #[test]
     fn frames_are_checked() {
-        assert_eq!(parse(r#"{"text":"hi"}"#, 100), Ok("hi".into()));
+        assert_eq!(parse(r#"{"text":"hi"}"#, 100).ok(), Some("hi".into()));
         assert!(parse(r#"{"text":"  "}"#, 100).is_err());
         assert!(parse(r#"{"text":"hi","x":1}"#, 100).is_err());
         assert!(parse("not json", 100).is_err());
-        assert!(parse(&format!(r#"{{"text":"{}"}}"#, "a".repeat(100)), 100).unwrap_err().contains("limit"));
+        let too_big = parse(&format!(r#"{{"text":"{}"}}"#, "a".repeat(100)), 100).unwrap_err();
+        assert_eq!(too_big.to_string(), "message of 111 bytes is larger than the limit of 100 bytes");
     }
 }

@@ -3,6 +3,7 @@
 //! through the cluster primary to every worker of this instance, else (fork mode) only to this
 //! process's clients.
 
+mod error;
 mod frames;
 mod limits;
 mod relay;
@@ -16,6 +17,8 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::Config;
 use crate::infra::redis::RedisLink;
+pub use error::NameError;
+use error::SendError;
 pub use frames::valid_name;
 pub use limits::Limits;
 use relay::Relay;
@@ -46,7 +49,7 @@ impl Hub {
 
     /// Sends `frame` to every client of `room`, on every process when relayed. An error says
     /// whether it reached no one or may yet reach the room (the client is told which).
-    async fn send(&self, room: &str, frame: String) -> Result<(), String> {
+    async fn send(&self, room: &str, frame: String) -> Result<(), SendError> {
         match &self.relay {
             Some(relay) => relay.publish(room, frame).await,
             None => {

@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::error::SendError;
 use super::rooms::Rooms;
 use crate::infra::redis::RedisLink;
 use primary::PrimaryRelay;
@@ -29,7 +30,7 @@ impl Relay {
         }
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
+    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         match self {
             Relay::Redis(redis) => redis.publish(room, frame).await,
             Relay::Primary(primary) => primary.publish(room, frame).await,

@@ -1,18 +1,70 @@
-//! The Prometheus text exposition format of an instance's summed block.
+//! The Prometheus text exposition format of an instance's summed block: the request families
+//! (counts by route and status, the latency histogram by route), then the families of one series
+//! each.
 
-use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::fmt::{Display, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::block::{gauge, Block, RouteLabel, OTHER_STATUS, STATUSES};
 
 pub fn text(total: &Block, worker_restarts: u64) -> String {
     let mut out = String::with_capacity(4096);
-    let load = |slot: &std::sync::atomic::AtomicU64| slot.load(Ordering::Relaxed);
+    requests(&mut out, total);
+    request_durations(&mut out, total);
+    for (name, kind, help, value) in SINGLES {
+        single(&mut out, name, kind, help, value(total));
+    }
+    single(
+        &mut out,
+        "app_worker_restarts_total",
+        "counter",
+        "Cluster workers started again after dying (systemd counts the instance's own restarts).",
+        worker_restarts as i64,
+    );
+    out
+}
 
-    family(&mut out, "app_http_requests_total", "counter", "Requests answered, by route and status.");
+/// Where in the block a family's value is.
+type Value = fn(&Block) -> i64;
+
+/// The families of one series without labels: name, type, help, and the value.
+const SINGLES: [(&str, &str, &str, Value); 9] = [
+    ("app_http_requests_in_flight", "gauge", "Requests being handled now.", |b| gauge(&b.in_flight)),
+    (
+        "app_connections_refused_total",
+        "counter",
+        "Connections answered 503 for being over --max-connections.",
+        |b| count(&b.connections_refused),
+    ),
+    ("app_randoms_computations_total", "counter", "/api/randoms computations completed.", |b| {
+        count(&b.randoms_computations)
+    }),
+    ("app_randoms_numbers_total", "counter", "Random numbers drawn by completed computations.", |b| {
+        count(&b.randoms_numbers)
+    }),
+    (
+        "app_todo_commits_total",
+        "counter",
+        "SQLite commits of todo writes, one fsync of the write-ahead log each.",
+        |b| count(&b.todo_commits),
+    ),
+    (
+        "app_todo_committed_writes_total",
+        "counter",
+        "Todo writes carried by those commits (divided by the commits: the batch size).",
+        |b| count(&b.todo_committed_writes),
+    ),
+    ("app_chat_connections_open", "gauge", "Chat connections open now.", |b| gauge(&b.chat_open)),
+    ("app_chat_connections_total", "counter", "Chat connections opened.", |b| count(&b.chat_connections)),
+    ("app_chat_messages_total", "counter", "Chat messages received.", |b| count(&b.chat_messages)),
+];
+
+/// `app_http_requests_total` by route and status: only the series that happened, since a
+/// route x status matrix of zeroes is noise.
+fn requests(out: &mut String, total: &Block) {
+    family(out, "app_http_requests_total", "counter", "Requests answered, by route and status.");
     for route in RouteLabel::ALL {
         for (slot, count) in total.requests[route as usize].iter().map(load).enumerate() {
-            // Only series that happened: a route x status matrix of zeroes is noise.
             if count > 0 {
                 let status =
                     if slot == OTHER_STATUS { "other".to_string() } else { STATUSES[slot].to_string() };
@@ -24,9 +76,12 @@ pub fn text(total: &Block, worker_restarts: u64) -> String {
             }
         }
     }
+}
 
+/// `app_http_request_duration_seconds`, the histogram by route (routes with no request left out).
+fn request_durations(out: &mut String, total: &Block) {
     family(
-        &mut out,
+        out,
         "app_http_request_duration_seconds",
         "histogram",
         "Time from a request's head to its answer, by route.",
@@ -52,61 +107,23 @@ pub fn text(total: &Block, worker_restarts: u64) -> String {
         let _ = writeln!(out, "app_http_request_duration_seconds_sum{{route=\"{name}\"}} {sum}");
         let _ = writeln!(out, "app_http_request_duration_seconds_count{{route=\"{name}\"}} {count}");
     }
+}
 
-    let single = [
-        ("app_http_requests_in_flight", "gauge", "Requests being handled now.", gauge(&total.in_flight)),
-        (
-            "app_connections_refused_total",
-            "counter",
-            "Connections answered 503 for being over --max-connections.",
-            load(&total.connections_refused) as i64,
-        ),
-        (
-            "app_randoms_computations_total",
-            "counter",
-            "/api/randoms computations completed.",
-            load(&total.randoms_computations) as i64,
-        ),
-        (
-            "app_randoms_numbers_total",
-            "counter",
-            "Random numbers drawn by completed computations.",
-            load(&total.randoms_numbers) as i64,
-        ),
-        (
-            "app_todo_commits_total",
-            "counter",
-            "SQLite commits of todo writes, one fsync of the write-ahead log each.",
-            load(&total.todo_commits) as i64,
-        ),
-        (
-            "app_todo_committed_writes_total",
-            "counter",
-            "Todo writes carried by those commits (divided by the commits: the batch size).",
-            load(&total.todo_committed_writes) as i64,
-        ),
-        ("app_chat_connections_open", "gauge", "Chat connections open now.", gauge(&total.chat_open)),
-        (
-            "app_chat_connections_total",
-            "counter",
-            "Chat connections opened.",
-            load(&total.chat_connections) as i64,
-        ),
-        ("app_chat_messages_total", "counter", "Chat messages received.", load(&total.chat_messages) as i64),
-        (
-            "app_worker_restarts_total",
-            "counter",
-            "Cluster workers started again after dying (systemd counts the instance's own restarts).",
-            worker_restarts as i64,
-        ),
-    ];
-    for (name, kind, help, value) in single {
-        family(&mut out, name, kind, help);
-        let _ = writeln!(out, "{name} {value}");
-    }
-    out
+/// A family of one series without labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 pub(super) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn load(slot: &AtomicU64) -> u64 {
+    slot.load(Ordering::Relaxed)
+}
+
+/// A counter's value, as the exposition's signed numbers.
+fn count(slot: &AtomicU64) -> i64 {
+    load(slot) as i64
 }

@@ -24,6 +24,18 @@ use redis::{
 use tokio::sync::Mutex;
 
 use sentinel::Sentinels;
+pub use sentinel::UrlError;
+
+/// Why a `--redis-url` cannot be used; found before anything connects.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// redis-rs refused the URL of a single server.
+    #[error("--redis-url: {0}")]
+    Url(RedisError),
+    /// A `redis+sentinel://` URL that does not say what it must.
+    #[error("--redis-url: {0}")]
+    Sentinel(#[from] UrlError),
+}
 
 /// A command or a connection attempt that takes longer fails, so a request never hangs on Redis.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -85,10 +97,10 @@ enum Commands {
 
 impl RedisLink {
     /// Checks the URL only; nothing is connected yet.
-    pub fn new(url: &str) -> Result<RedisLink, String> {
-        let target = match Sentinels::parse(url).map_err(|error| format!("--redis-url: {error}"))? {
+    pub fn new(url: &str) -> Result<RedisLink, Error> {
+        let target = match Sentinels::parse(url)? {
             Some(sentinels) => Target::Sentinels(sentinels),
-            None => Target::Server(Client::open(url).map_err(|error| format!("--redis-url: {error}"))?),
+            None => Target::Server(Client::open(url).map_err(Error::Url)?),
         };
         Ok(RedisLink { target, manager: Mutex::default(), dropped: Arc::default() })
     }
@@ -155,36 +167,8 @@ impl RedisLink {
 
     async fn connect(&self) -> RedisResult<(Client, Commands)> {
         match &self.target {
-            Target::Server(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(TIMEOUT)
-                    .set_response_timeout(TIMEOUT)
-                    .set_tcp_settings(tcp_settings())
-                    .set_number_of_retries(1)
-                    .set_max_delay(1000);
-                let manager = client.get_connection_manager_with_config(config).await?;
-                Ok((client.clone(), Commands::Managed(manager)))
-            }
-            Target::Sentinels(sentinels) => {
-                let client = Client::open(sentinels.master().await?)?;
-                let config = AsyncConnectionConfig::new()
-                    .set_connection_timeout(TIMEOUT)
-                    .set_response_timeout(TIMEOUT)
-                    .set_tcp_settings(tcp_settings());
-                let mut commands = client.get_multiplexed_async_connection_with_config(&config).await?;
-                let addr = &client.get_connection_info().addr;
-                match redis::cmd("ROLE").query_async::<redis::Role>(&mut commands).await? {
-                    redis::Role::Primary { .. } => {
-                        tracing::info!(master = %addr, "redis master found through the sentinels");
-                        Ok((client, Commands::Followed(commands)))
-                    }
-                    role => Err(RedisError::from((
-                        ErrorKind::ReadOnly,
-                        "the server the sentinels named is not a master (a fail-over in progress?)",
-                        format!("{addr}: {role:?}"),
-                    ))),
-                }
-            }
+            Target::Server(client) => connect_server(client).await,
+            Target::Sentinels(sentinels) => connect_master(sentinels).await,
         }
     }
 
@@ -197,6 +181,41 @@ impl RedisLink {
             }
             Target::Sentinels(sentinels) => sentinels.describe(),
         }
+    }
+}
+
+/// A plain URL's connection: a ConnectionManager, which reconnects to the same server by itself.
+async fn connect_server(client: &Client) -> RedisResult<(Client, Commands)> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(TIMEOUT)
+        .set_response_timeout(TIMEOUT)
+        .set_tcp_settings(tcp_settings())
+        .set_number_of_retries(1)
+        .set_max_delay(1000);
+    let manager = client.get_connection_manager_with_config(config).await?;
+    Ok((client.clone(), Commands::Managed(manager)))
+}
+
+/// A connection to the server the sentinels name master, once ROLE confirms it is one (a
+/// sentinel may lag behind a fail-over).
+async fn connect_master(sentinels: &Sentinels) -> RedisResult<(Client, Commands)> {
+    let client = Client::open(sentinels.master().await?)?;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(TIMEOUT)
+        .set_response_timeout(TIMEOUT)
+        .set_tcp_settings(tcp_settings());
+    let mut commands = client.get_multiplexed_async_connection_with_config(&config).await?;
+    let addr = &client.get_connection_info().addr;
+    match redis::cmd("ROLE").query_async::<redis::Role>(&mut commands).await? {
+        redis::Role::Primary { .. } => {
+            tracing::info!(master = %addr, "redis master found through the sentinels");
+            Ok((client, Commands::Followed(commands)))
+        }
+        role => Err(RedisError::from((
+            ErrorKind::ReadOnly,
+            "the server the sentinels named is not a master (a fail-over in progress?)",
+            format!("{addr}: {role:?}"),
+        ))),
     }
 }
 

@@ -18,11 +18,35 @@ use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, RedisConnectionInfo,
     RedisError, RedisResult,
 };
+use thiserror::Error;
 
 pub const SCHEME: &str = "redis+sentinel://";
 const DEFAULT_PORT: u16 = 26379;
 /// How long one sentinel has to answer before the next one is asked.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+/// The form of a Sentinel URL, in the errors that say what is wrong with one.
+const FORM: &str = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT],HOST[:PORT]/MASTER[/DB]";
+
+/// What is wrong with a `redis+sentinel://` URL.
+#[derive(Debug, Error, PartialEq)]
+pub enum UrlError {
+    #[error("name the master after the sentinels: {FORM}")]
+    NoMaster,
+    #[error("the master's name is empty: {FORM}")]
+    EmptyMasterName,
+    #[error("the database `{0}` is not a number: {FORM}")]
+    Database(String),
+    #[error("unknown parameter `{0}` (sentinel_username, sentinel_password)")]
+    UnknownParameter(String),
+    #[error("the sentinel `{0}` lacks its closing `]`")]
+    Unclosed(String),
+    #[error("a sentinel's host is empty in `{0}` (HOST[:PORT],HOST[:PORT]...)")]
+    EmptyHost(String),
+    #[error("the sentinel port in `{0}` is not a port")]
+    Port(String),
+    #[error("`{0}` is not UTF-8 once percent-decoded")]
+    NotUtf8(String),
+}
 
 pub struct Sentinels {
     /// Asked in this order; the one that answered last moves to the front.
@@ -37,12 +61,10 @@ pub struct Sentinels {
 impl Sentinels {
     /// The sentinels of a `redis+sentinel://` URL; `None` for any other URL. An error says what is
     /// wrong with it.
-    pub fn parse(url: &str) -> Result<Option<Sentinels>, String> {
+    pub fn parse(url: &str) -> Result<Option<Sentinels>, UrlError> {
         let Some(rest) = url.strip_prefix(SCHEME) else { return Ok(None) };
-        let form = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT],HOST[:PORT]/MASTER[/DB]";
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-        let (authority, path) =
-            rest.split_once('/').ok_or(format!("name the master after the sentinels: {form}"))?;
+        let (authority, path) = rest.split_once('/').ok_or(UrlError::NoMaster)?;
         let (userinfo, hosts) = match authority.rsplit_once('@') {
             Some((userinfo, hosts)) => (Some(userinfo), hosts),
             None => (None, authority),
@@ -50,28 +72,15 @@ impl Sentinels {
         let addrs = hosts.split(',').map(host_and_port).collect::<Result<Vec<_>, _>>()?;
         let (master_name, db) = path.split_once('/').unwrap_or((path, ""));
         if master_name.is_empty() {
-            return Err(format!("the master's name is empty: {form}"));
+            return Err(UrlError::EmptyMasterName);
         }
         let db = match db.trim_end_matches('/') {
             "" => 0,
-            db => {
-                db.parse::<u16>().map_err(|_| format!("the database `{db}` is not a number: {form}"))?.into()
-            }
+            db => db.parse::<u16>().map_err(|_| UrlError::Database(db.into()))?.into(),
         };
         let (username, password) = userinfo.map(login).transpose()?.unwrap_or_default();
         let master_login = RedisConnectionInfo { db, username, password, ..Default::default() };
-        let mut sentinel_login = RedisConnectionInfo::default();
-        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = Some(decoded(value)?);
-            match name {
-                "sentinel_username" => sentinel_login.username = value,
-                "sentinel_password" => sentinel_login.password = value,
-                _ => {
-                    return Err(format!("unknown parameter `{name}` (sentinel_username, sentinel_password)"))
-                }
-            }
-        }
+        let sentinel_login = sentinel_login(query)?;
         Ok(Some(Sentinels {
             addrs: Mutex::new(addrs),
             master_name: decoded(master_name)?,
@@ -169,11 +178,10 @@ impl Sentinels {
 }
 
 /// `HOST`, `HOST:PORT`, `[IPV6]` or `[IPV6]:PORT`.
-fn host_and_port(text: &str) -> Result<(String, u16), String> {
+fn host_and_port(text: &str) -> Result<(String, u16), UrlError> {
     let (host, port) = match text.strip_prefix('[') {
         Some(bracketed) => {
-            let (host, after) =
-                bracketed.split_once(']').ok_or(format!("the sentinel `{text}` lacks its closing `]`"))?;
+            let (host, after) = bracketed.split_once(']').ok_or_else(|| UrlError::Unclosed(text.into()))?;
             (host, after.strip_prefix(':'))
         }
         None => match text.rsplit_once(':') {
@@ -182,17 +190,33 @@ fn host_and_port(text: &str) -> Result<(String, u16), String> {
         },
     };
     if host.is_empty() {
-        return Err(format!("a sentinel's host is empty in `{text}` (HOST[:PORT],HOST[:PORT]...)"));
+        return Err(UrlError::EmptyHost(text.into()));
     }
     let port = match port {
         None => DEFAULT_PORT,
-        Some(port) => port.parse().map_err(|_| format!("the sentinel port in `{text}` is not a port"))?,
+        Some(port) => port.parse().map_err(|_| UrlError::Port(text.into()))?,
     };
     Ok((host.to_string(), port))
 }
 
+/// How to log in to the sentinels, from the URL's query: `sentinel_username=` and
+/// `sentinel_password=`, percent-decoded (none by default).
+fn sentinel_login(query: &str) -> Result<RedisConnectionInfo, UrlError> {
+    let mut login = RedisConnectionInfo::default();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = Some(decoded(value)?);
+        match name {
+            "sentinel_username" => login.username = value,
+            "sentinel_password" => login.password = value,
+            _ => return Err(UrlError::UnknownParameter(name.into())),
+        }
+    }
+    Ok(login)
+}
+
 /// `USER:PASSWORD`, `:PASSWORD` or `USER`, percent-decoded.
-fn login(userinfo: &str) -> Result<(Option<String>, Option<String>), String> {
+fn login(userinfo: &str) -> Result<(Option<String>, Option<String>), UrlError> {
     let (user, password) = match userinfo.split_once(':') {
         Some((user, password)) => (user, Some(decoded(password)?)),
         None => (userinfo, None),
@@ -201,11 +225,11 @@ fn login(userinfo: &str) -> Result<(Option<String>, Option<String>), String> {
     Ok((user, password))
 }
 
-fn decoded(text: &str) -> Result<String, String> {
+fn decoded(text: &str) -> Result<String, UrlError> {
     percent_decode_str(text)
         .decode_utf8()
         .map(|text| text.into_owned())
-        .map_err(|_| format!("`{text}` is not UTF-8 once percent-decoded"))
+        .map_err(|_| UrlError::NotUtf8(text.into()))
 }
 
 #[cfg(test)]
@@ -240,7 +264,7 @@ mod tests {
     #[test]
     fn other_urls_are_not_sentinel_urls_and_bad_sentinel_urls_say_why() {
         assert!(Sentinels::parse("redis://127.0.0.1:6379/0").unwrap().is_none());
-        let error = |url| Sentinels::parse(url).err().unwrap();
+        let error = |url| Sentinels::parse(url).err().unwrap().to_string();
         assert!(error("redis+sentinel://h1,h2").contains("name the master"));
         assert!(error("redis+sentinel://h1,h2/").contains("name is empty"));
         assert!(error("redis+sentinel://h1,,h2/m").contains("host is empty"));

@@ -18,6 +18,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::domain::chat::error::SendError;
 use crate::domain::chat::rooms::Rooms;
 use crate::process::cluster::bus::wire;
 
@@ -28,8 +29,6 @@ const OUTGOING_BYTES: usize = 8 * 1024 * 1024;
 /// so only a primary that is stuck (or stopped) makes it wait this long.
 const SEND_TIMEOUT: Duration = Duration::from_secs(2);
 const BUFFER_BYTES: usize = 64 * 1024;
-const AWAY: &str =
-    "chat bus to the cluster primary is closed; message not delivered, reconnect to reach another worker";
 
 /// A frame on its way to the primary, holding its share of [`OUTGOING_BYTES`] until written.
 type Outgoing = (Bytes, OwnedSemaphorePermit);
@@ -68,20 +67,17 @@ impl PrimaryRelay {
         *self.open.borrow()
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
+    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         if !self.connected() {
-            return Err(AWAY.into());
+            return Err(SendError::BusClosed);
         }
-        let encoded =
-            wire::encode(room, &frame).map_err(|error| format!("message not delivered: {error}"))?;
+        let encoded = wire::encode(room, &frame).map_err(SendError::BusFrame)?;
         // A frame is at most wire::MAX_FRAME_BYTES, well below OUTGOING_BYTES: it always fits.
         let size = encoded.len() as u32;
         match tokio::time::timeout(SEND_TIMEOUT, self.budget.clone().acquire_many_owned(size)).await {
-            Ok(Ok(permit)) => self.outgoing.send((encoded, permit)).map_err(|_| AWAY.to_string()),
-            Ok(Err(_)) => Err(AWAY.into()),
-            Err(_) => Err(format!(
-                "chat bus to the cluster primary took over {SEND_TIMEOUT:?}; message not delivered, try again shortly"
-            )),
+            Ok(Ok(permit)) => self.outgoing.send((encoded, permit)).map_err(|_| SendError::BusClosed),
+            Ok(Err(_)) => Err(SendError::BusClosed),
+            Err(_) => Err(SendError::BusStuck(SEND_TIMEOUT)),
         }
     }
 }

@@ -12,6 +12,7 @@ use rand::Rng;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
+use crate::domain::chat::error::SendError;
 use crate::domain::chat::rooms::Rooms;
 use crate::infra::redis::{outcome_unknown, RedisLink, TIMEOUT};
 
@@ -42,16 +43,13 @@ impl RedisRelay {
         tokio::time::timeout(patience, subscribed.wait_for(|live| *live)).await.is_ok_and(|r| r.is_ok())
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), String> {
-        const AWAY: &str = "chat relay (Redis) is unreachable; message not delivered, try again shortly";
-        const UNKNOWN: &str = "chat relay (Redis) did not answer in time; delivery unknown: \
-                               the message may still reach the room";
+    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         if !*self.subscribed.borrow() {
-            return Err(AWAY.into());
+            return Err(SendError::RedisUnreachable);
         }
         let mut connection = self.link.connection().await.map_err(|error| {
             tracing::debug!(%error, "redis connection for chat");
-            AWAY.to_string()
+            SendError::RedisUnreachable
         })?;
         let published: redis::RedisResult<i64> = redis::cmd("PUBLISH")
             .arg(format!("{CHANNEL_PREFIX}{room}"))
@@ -60,7 +58,11 @@ impl RedisRelay {
             .await;
         published.map(drop).map_err(|error| {
             tracing::warn!(%error, "chat publish failed");
-            if outcome_unknown(&error) { UNKNOWN } else { AWAY }.to_string()
+            if outcome_unknown(&error) {
+                SendError::RedisUnknown
+            } else {
+                SendError::RedisUnreachable
+            }
         })
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::packet::{self, out, Kind};
+use crate::domain::chat::error::{AuthError, EventError, ProtocolError};
 use crate::domain::chat::limits::RateLimiter;
 use crate::domain::chat::rooms::Client;
 use crate::domain::chat::{frames, Hub};
@@ -19,7 +20,7 @@ pub enum Ending {
     /// The client said DISCONNECT.
     Left,
     /// The client broke the protocol; it is told why ([`Socket::farewell`]) and disconnected.
-    Refused(String),
+    Refused(ProtocolError),
 }
 
 pub struct Socket {
@@ -92,31 +93,17 @@ impl Socket {
                 outbox.push(out::connect_error(packet.namespace, "Invalid namespace"));
                 return Ok(());
             }
-            return Err(Ending::Refused(format!("namespace {} is not served: use /", packet.namespace)));
+            return Err(Ending::Refused(ProtocolError::Namespace(packet.namespace.into())));
         }
         match (packet.kind, &mut self.connected) {
             (Kind::Connect, None) => {
-                match connect_name(packet.data) {
-                    Ok(name) => {
-                        let connected = Connected {
-                            name,
-                            client: hub.connect(),
-                            limiter: RateLimiter::new(&hub.limits),
-                            _counted: metrics.chat_connected(),
-                        };
-                        self.connected = Some(connected);
-                        outbox.push(out::connected(&super::random_id()));
-                    }
-                    Err(problem) => outbox.push(out::connect_error("/", &problem)),
-                }
+                self.connect(hub, metrics, packet.data, outbox);
                 Ok(())
             }
-            (Kind::Connect, Some(_)) => Err(Ending::Refused("CONNECT sent twice".into())),
-            (_, None) => {
-                Err(Ending::Refused("send CONNECT (with auth: { name }) before anything else".into()))
-            }
+            (Kind::Connect, Some(_)) => Err(Ending::Refused(ProtocolError::ConnectTwice)),
+            (_, None) => Err(Ending::Refused(ProtocolError::NotConnected)),
             (Kind::Disconnect, Some(_)) => Err(Ending::Left),
-            (Kind::Ack, Some(_)) => Err(Ending::Refused("the server asks for no acknowledgements".into())),
+            (Kind::Ack, Some(_)) => Err(Ending::Refused(ProtocolError::Ack)),
             (Kind::Event, Some(connected)) => {
                 let reply = connected.event(hub, metrics, text.len(), packet.data).await;
                 match (packet.ack, reply) {
@@ -129,6 +116,24 @@ impl Socket {
                 }
                 Ok(())
             }
+        }
+    }
+
+    /// CONNECT: the socket gets its name and a place in the rooms, or (a name that is not one) a
+    /// CONNECT_ERROR that says why, and may try again.
+    fn connect(&mut self, hub: &Hub, metrics: &Metrics, auth: &str, outbox: &mut Vec<String>) {
+        match connect_name(auth) {
+            Ok(name) => {
+                let connected = Connected {
+                    name,
+                    client: hub.connect(),
+                    limiter: RateLimiter::new(&hub.limits),
+                    _counted: metrics.chat_connected(),
+                };
+                self.connected = Some(connected);
+                outbox.push(out::connected(&super::random_id()));
+            }
+            Err(problem) => outbox.push(out::connect_error("/", &problem.to_string())),
         }
     }
 
@@ -160,23 +165,17 @@ impl Connected {
     async fn event(&mut self, hub: &Hub, metrics: &Metrics, size: usize, data: &str) -> Value {
         let limits = hub.limits;
         if size > limits.max_message_bytes {
-            return refusal(format!(
-                "packet of {size} bytes is larger than the limit of {} bytes",
-                limits.max_message_bytes
-            ));
+            return refusal(EventError::TooBig { size, limit: limits.max_message_bytes });
         }
         if !self.limiter.allow() {
-            return refusal(format!(
-                "rate limit: at most {} events a second (bursts of {})",
-                limits.rate, limits.burst
-            ));
+            return refusal(EventError::RateLimited { rate: limits.rate, burst: limits.burst });
         }
         let outcome = match serde_json::from_str::<Vec<Value>>(data) {
             Ok(args) => match args.split_first() {
                 Some((Value::String(event), args)) => self.run(hub, metrics, event, args).await,
-                _ => Err("an event is a JSON array that starts with its name".into()),
+                _ => Err(EventError::Unnamed),
             },
-            Err(problem) => Err(format!("an event is a JSON array: {problem}")),
+            Err(problem) => Err(EventError::NotAnArray(problem)),
         };
         match outcome {
             Ok(()) => json!({ "ok": true }),
@@ -184,66 +183,78 @@ impl Connected {
         }
     }
 
-    async fn run(&mut self, hub: &Hub, metrics: &Metrics, event: &str, args: &[Value]) -> Result<(), String> {
+    async fn run(
+        &mut self,
+        hub: &Hub,
+        metrics: &Metrics,
+        event: &str,
+        args: &[Value],
+    ) -> Result<(), EventError> {
         match (event, args) {
-            ("join", [Value::String(room)]) => {
-                let room = frames::valid_name("room", Some(room))?;
-                if self.client.is_in(&room) {
-                    return Ok(());
-                }
-                let most = hub.limits.rooms_per_socket;
-                if self.client.joined().len() >= most {
-                    return Err(format!("a socket may be in at most {most} rooms; leave one first"));
-                }
-                self.client.join(&room);
-                let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
-                if told.is_err() {
-                    // Not announced, so not joined: the client may try again.
-                    self.client.leave(&room);
-                }
-                told
-            }
-            ("leave", [Value::String(room)]) => {
-                if !self.client.leave(room) {
-                    return Err(format!("not in room {room:?}"));
-                }
-                hub.send(room, frames::notice(room, "leave", &self.name)).await
-            }
-            ("message", [message]) => {
-                let sent = Sent::deserialize(message)
-                    .map_err(|problem| format!("send {{\"room\": \"...\", \"text\": \"...\"}}: {problem}"))?;
-                if !self.client.is_in(&sent.room) {
-                    return Err(format!("join room {:?} before sending to it", sent.room));
-                }
-                if sent.text.trim().is_empty() {
-                    return Err("text must not be empty".into());
-                }
-                metrics.chat_message();
-                hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await
-            }
-            ("join" | "leave", _) => Err(format!("{event} takes one argument: the room's name")),
-            ("message", _) => Err("message takes one argument: {\"room\", \"text\"}".into()),
-            _ => Err(format!("unknown event {event:?}: the events are join, leave and message")),
+            ("join", [Value::String(room)]) => self.join(hub, room).await,
+            ("leave", [Value::String(room)]) => self.leave(hub, room).await,
+            ("message", [message]) => self.message(hub, metrics, message).await,
+            ("join" | "leave", _) => Err(EventError::RoomArgument(event.into())),
+            ("message", _) => Err(EventError::MessageArgument),
+            _ => Err(EventError::Unknown(event.into())),
         }
+    }
+
+    /// `join`: enters the room (at most `--chat-rooms-per-socket` at once) and tells it.
+    async fn join(&mut self, hub: &Hub, room: &str) -> Result<(), EventError> {
+        let room = frames::valid_name("room", Some(room))?;
+        if self.client.is_in(&room) {
+            return Ok(());
+        }
+        let most = hub.limits.rooms_per_socket;
+        if self.client.joined().len() >= most {
+            return Err(EventError::TooManyRooms(most));
+        }
+        self.client.join(&room);
+        let told = hub.send(&room, frames::notice(&room, "join", &self.name)).await;
+        if told.is_err() {
+            // Not announced, so not joined: the client may try again.
+            self.client.leave(&room);
+        }
+        Ok(told?)
+    }
+
+    /// `leave`: leaves the room and tells it.
+    async fn leave(&mut self, hub: &Hub, room: &str) -> Result<(), EventError> {
+        if !self.client.leave(room) {
+            return Err(EventError::NotInRoom(room.into()));
+        }
+        Ok(hub.send(room, frames::notice(room, "leave", &self.name)).await?)
+    }
+
+    /// `message`: `{"room", "text"}` to a room the socket is in.
+    async fn message(&mut self, hub: &Hub, metrics: &Metrics, message: &Value) -> Result<(), EventError> {
+        let sent = Sent::deserialize(message).map_err(EventError::NotAMessage)?;
+        if !self.client.is_in(&sent.room) {
+            return Err(EventError::NotJoined(sent.room));
+        }
+        if sent.text.trim().is_empty() {
+            return Err(EventError::EmptyText);
+        }
+        metrics.chat_message();
+        Ok(hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await?)
     }
 }
 
-fn refusal(problem: String) -> Value {
-    json!({ "error": problem })
+fn refusal(problem: EventError) -> Value {
+    json!({ "error": problem.to_string() })
 }
 
 /// The name in CONNECT's auth object, checked as /ws checks its `name`.
-fn connect_name(data: &str) -> Result<String, String> {
-    const HOW: &str = "connect with auth: { name: \"...\" }";
+fn connect_name(data: &str) -> Result<String, AuthError> {
     let auth: Value = match data {
         "" => Value::Null,
-        data => serde_json::from_str(data)
-            .map_err(|problem| format!("the auth is not JSON ({problem}): {HOW}"))?,
+        data => serde_json::from_str(data).map_err(AuthError::NotJson)?,
     };
     match auth.get("name") {
-        None | Some(Value::Null) => Err(format!("name is required: {HOW}")),
-        Some(Value::String(name)) => frames::valid_name("name", Some(name)),
-        Some(_) => Err(format!("name must be a string: {HOW}")),
+        None | Some(Value::Null) => Err(AuthError::NoName),
+        Some(Value::String(name)) => Ok(frames::valid_name("name", Some(name))?),
+        Some(_) => Err(AuthError::NotAString),
     }
 }
 
@@ -260,11 +271,12 @@ mod tests {
 
     #[test]
     fn the_name_comes_from_the_auth_object() {
-        assert_eq!(connect_name(r#"{"name":"alice"}"#), Ok("alice".into()));
-        assert!(connect_name("").unwrap_err().contains("required"));
-        assert!(connect_name(r#"{"name":7}"#).unwrap_err().contains("string"));
-        assert!(connect_name(r#"{"name":"a b"}"#).unwrap_err().contains("letters"));
-        assert!(connect_name("{").unwrap_err().contains("JSON"));
+        assert_eq!(connect_name(r#"{"name":"alice"}"#).ok(), Some("alice".into()));
+        let error = |auth| connect_name(auth).unwrap_err().to_string();
+        assert_eq!(error(""), r#"name is required: connect with auth: { name: "..." }"#);
+        assert!(error(r#"{"name":7}"#).contains("string"));
+        assert!(error(r#"{"name":"a b"}"#).contains("letters"));
+        assert!(error("{").contains("JSON"));
     }
 
     #[test]

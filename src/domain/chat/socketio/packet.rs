@@ -8,6 +8,8 @@
 
 use serde_json::{json, Value};
 
+use crate::domain::chat::error::ProtocolError;
+
 /// An Engine.IO packet from a client, borrowed from its frame or payload.
 #[derive(Debug, PartialEq)]
 pub enum Engine<'a> {
@@ -19,12 +21,9 @@ pub enum Engine<'a> {
     Noop,
 }
 
-/// What a client may not send: the reason it is disconnected with.
-pub type Malformed = String;
-
-pub fn engine(packet: &str) -> Result<Engine<'_>, Malformed> {
+pub fn engine(packet: &str) -> Result<Engine<'_>, ProtocolError> {
     let mut chars = packet.chars();
-    let kind = chars.next().ok_or("an empty Engine.IO packet")?;
+    let kind = chars.next().ok_or(ProtocolError::EmptyEnginePacket)?;
     let data = chars.as_str();
     match kind {
         '1' => Ok(Engine::Close),
@@ -33,8 +32,8 @@ pub fn engine(packet: &str) -> Result<Engine<'_>, Malformed> {
         '4' => Ok(Engine::Message(data)),
         '5' => Ok(Engine::Upgrade),
         '6' => Ok(Engine::Noop),
-        'b' => Err("binary packets are not accepted: send text".into()),
-        _ => Err(format!("{kind:?} is not an Engine.IO packet type a client sends")),
+        'b' => Err(ProtocolError::Binary),
+        _ => Err(ProtocolError::EnginePacketType(kind)),
     }
 }
 
@@ -58,18 +57,16 @@ pub enum Kind {
 }
 
 /// Splits a Socket.IO packet into its parts; the JSON is left for the caller (after the size check).
-pub fn socket(packet: &str) -> Result<Packet<'_>, Malformed> {
+pub fn socket(packet: &str) -> Result<Packet<'_>, ProtocolError> {
     let mut chars = packet.chars();
     let kind = match chars.next() {
         Some('0') => Kind::Connect,
         Some('1') => Kind::Disconnect,
         Some('2') => Kind::Event,
         Some('3') => Kind::Ack,
-        Some('5' | '6') => {
-            return Err("binary packets are not accepted: send JSON without binary data".into())
-        }
-        Some(other) => return Err(format!("{other:?} is not a Socket.IO packet type a client sends")),
-        None => return Err("an empty Socket.IO packet".into()),
+        Some('5' | '6') => return Err(ProtocolError::BinaryEvent),
+        Some(other) => return Err(ProtocolError::SocketPacketType(other)),
+        None => return Err(ProtocolError::EmptySocketPacket),
     };
     let mut rest = chars.as_str();
     let mut namespace = "/";
@@ -81,7 +78,7 @@ pub fn socket(packet: &str) -> Result<Packet<'_>, Malformed> {
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
     let ack = match digits {
         0 => None,
-        _ => Some(rest[..digits].parse().map_err(|_| "an acknowledgement id beyond 64 bits".to_string())?),
+        _ => Some(rest[..digits].parse().map_err(|_| ProtocolError::AckId)?),
     };
     Ok(Packet { kind, namespace, ack, data: &rest[digits..] })
 }
@@ -152,7 +149,7 @@ mod tests {
         assert_eq!(engine("3"), Ok(Engine::Pong("")));
         assert_eq!(engine("5"), Ok(Engine::Upgrade));
         assert!(engine("").is_err());
-        assert!(engine("bAAEC").unwrap_err().contains("binary"));
+        assert!(engine("bAAEC").unwrap_err().to_string().contains("binary"));
         assert!(engine("0{}").is_err(), "a client never opens");
     }
 
@@ -170,7 +167,8 @@ mod tests {
         );
         assert_eq!(socket("1/admin").unwrap().namespace, "/admin");
         assert_eq!(socket("0").unwrap(), Packet { kind: Kind::Connect, namespace: "/", ack: None, data: "" });
-        assert!(socket(r#"51-["up",{"_placeholder":true,"num":0}]"#).unwrap_err().contains("binary"));
+        let binary = socket(r#"51-["up",{"_placeholder":true,"num":0}]"#).unwrap_err();
+        assert_eq!(binary.to_string(), "binary packets are not accepted: send JSON without binary data");
         assert!(socket("9").is_err());
         assert!(socket("299999999999999999999999[]").is_err());
     }

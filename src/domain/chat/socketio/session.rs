@@ -25,6 +25,7 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::events::{Ending, Socket};
 use super::packet::{self, out, Engine};
+use crate::domain::chat::error::ProtocolError;
 use crate::domain::chat::socket::truncated;
 use crate::http::state::AppState;
 
@@ -69,7 +70,7 @@ enum End {
     TooSlow,
     /// A packet over the WebSocket's frame limit (four times the message limit).
     TooBig,
-    Refused(String),
+    Refused(ProtocolError),
 }
 
 enum Transport {
@@ -196,12 +197,7 @@ impl Session {
                 Woken::Heartbeat => self.beat(),
                 Woken::Frame(None) => Err(End::Vanished),
                 Woken::Frame(Some(frame)) => {
-                    self.outbox.push(frame);
-                    // More that are queued go in the same answer (a long-poll carries many).
-                    while self.outbox.len() < FRAMES_PER_POLL {
-                        let Some(frame) = self.socket.queued_frame() else { break };
-                        self.outbox.push(frame);
-                    }
+                    self.take_frames(frame);
                     Ok(())
                 }
                 Woken::Text(text) => Box::pin(self.receive(&text)).await,
@@ -219,6 +215,16 @@ impl Session {
         }
     }
 
+    /// Puts a room frame in the outbox, and after it those already queued (a long-poll answer
+    /// carries many), up to FRAMES_PER_POLL.
+    fn take_frames(&mut self, frame: String) {
+        self.outbox.push(frame);
+        while self.outbox.len() < FRAMES_PER_POLL {
+            let Some(frame) = self.socket.queued_frame() else { break };
+            self.outbox.push(frame);
+        }
+    }
+
     /// The heartbeat: a ping when one is due; the end when the last one went unanswered, or
     /// when the client never sent CONNECT.
     fn beat(&mut self) -> Result<(), End> {
@@ -226,10 +232,7 @@ impl Session {
             return Err(End::Vanished);
         }
         if !self.socket.is_connected() && self.opened.elapsed() >= PING_INTERVAL {
-            return Err(End::Refused(format!(
-                "no Socket.IO CONNECT within {} s of opening",
-                PING_INTERVAL.as_secs()
-            )));
+            return Err(End::Refused(ProtocolError::NoConnect(PING_INTERVAL.as_secs())));
         }
         self.outbox.push(out::PING.into());
         self.awaiting_pong = true;
@@ -273,7 +276,7 @@ impl Session {
                     // Engine.IO allows one GET at a time; a second means a confused client.
                     let _ =
                         answer.send(Err("a second GET while one is pending; the session is closed".into()));
-                    return Err(End::Refused("overlapping GET requests".into()));
+                    return Err(End::Refused(ProtocolError::OverlappingPolls));
                 }
                 polling.waiting = Some(answer);
                 Ok(())
@@ -338,105 +341,126 @@ impl Session {
             return Ok(());
         }
         match transport {
-            Transport::WebSocket(link) => {
-                let sent = tokio::time::timeout(PING_TIMEOUT, async {
-                    for packet in self.outbox.drain(..) {
-                        link.ws.feed(Message::text(packet)).await?;
-                    }
-                    link.ws.flush().await
-                });
-                // A client that does not read blocks the write; its queue filling meanwhile
-                // ends it at once, as on /ws.
-                tokio::select! {
-                    sent = sent => match sent {
-                        Ok(Ok(())) => Ok(()),
-                        Ok(Err(_)) => Err(End::Vanished),
-                        Err(_) => Err(End::TooSlow),
-                    },
-                    _ = self.socket.kicked() => Err(End::TooSlow),
-                }
+            Transport::WebSocket(link) => self.flush_websocket(link).await,
+            Transport::Polling(polling) => self.flush_polling(polling),
+        }
+    }
+
+    /// Sends the outbox on the WebSocket. A client that does not read blocks the write; its
+    /// queue filling meanwhile ends it at once, as on /ws.
+    async fn flush_websocket(&mut self, link: &mut WsLink) -> Result<(), End> {
+        let sent = tokio::time::timeout(PING_TIMEOUT, async {
+            for packet in self.outbox.drain(..) {
+                link.ws.feed(Message::text(packet)).await?;
             }
-            Transport::Polling(polling) => {
-                if polling.is_waiting() {
-                    let payload = self.outbox.join("\x1e");
-                    self.outbox.clear();
-                    if let Some(Err(Ok(payload))) =
-                        polling.waiting.take().map(|waiting| waiting.send(Ok(payload)))
-                    {
-                        // The GET went away meanwhile: the next one takes it.
-                        self.outbox.push(payload);
-                    }
-                }
-                if self.outbox.len() > MAX_WAITING_PACKETS {
-                    return Err(End::TooSlow);
-                }
-                Ok(())
+            link.ws.flush().await
+        });
+        tokio::select! {
+            sent = sent => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Vanished),
+                Err(_) => Err(End::TooSlow),
+            },
+            _ = self.socket.kicked() => Err(End::TooSlow),
+        }
+    }
+
+    /// Answers the pending GET, if any, with the outbox; a client that lets more than
+    /// MAX_WAITING_PACKETS wait is too slow.
+    fn flush_polling(&mut self, polling: &mut Polling) -> Result<(), End> {
+        if polling.is_waiting() {
+            let payload = self.outbox.join("\x1e");
+            self.outbox.clear();
+            if let Some(Err(Ok(payload))) = polling.waiting.take().map(|waiting| waiting.send(Ok(payload))) {
+                // The GET went away meanwhile: the next one takes it.
+                self.outbox.push(payload);
             }
         }
+        if self.outbox.len() > MAX_WAITING_PACKETS {
+            return Err(End::TooSlow);
+        }
+        Ok(())
     }
 
     /// Tells the client why it ends (when it can be told) and closes the transport.
     async fn finish(&mut self, transport: Transport, end: End) {
-        let (code, reason) = match &end {
-            End::Draining => (CloseCode::Away, "server shutting down; reconnect".to_string()),
-            End::TooSlow => (CloseCode::Policy, "too slow: messages queued beyond the limit".to_string()),
-            End::TooBig => (CloseCode::Size, "packet too big".to_string()),
-            End::Refused(reason) => (CloseCode::Policy, reason.clone()),
-            End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
-        };
-        match &end {
-            End::TooSlow => tracing::info!("socket.io client too slow: its queue filled; disconnected"),
-            End::TooBig | End::Refused(_) => tracing::debug!(%reason, "socket.io client broke the protocol"),
-            _ => {}
-        }
+        let (code, reason) = end.close();
+        end.log(&reason);
         if matches!(end, End::TooSlow | End::TooBig | End::Refused(_)) {
             self.socket.farewell(&reason, &mut self.outbox);
         }
         match transport {
-            Transport::WebSocket(mut link) => {
+            Transport::WebSocket(link) => {
                 if matches!(end, End::Vanished) {
                     return;
                 }
-                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
-                    for packet in self.outbox.drain(..) {
-                        link.ws.feed(Message::text(packet)).await?;
-                    }
-                    let frame = match end {
-                        // The echo of the client's Close, queued by tungstenite.
-                        End::ClientClosed => None,
-                        _ => Some(CloseFrame { code, reason: truncated(&reason).into() }),
-                    };
-                    match frame {
-                        Some(frame) => link.ws.send(Message::Close(Some(frame))).await?,
-                        None => link.ws.flush().await?,
-                    }
-                    // FIN through the upgrade to the connection's lingering close.
-                    let _ = link.ws.get_mut().shutdown().await;
-                    Ok::<_, WsError>(())
-                })
-                .await;
+                // The echo of the client's Close is queued by tungstenite: no frame of ours.
+                let frame = match end {
+                    End::ClientClosed => None,
+                    _ => Some(CloseFrame { code, reason: truncated(&reason).into() }),
+                };
+                let _ = tokio::time::timeout(CLOSE_DEADLINE, self.close_websocket(link, frame)).await;
             }
-            Transport::Polling(mut polling) => {
+            Transport::Polling(polling) => {
                 if matches!(end, End::Vanished | End::ClientClosed) {
                     return;
                 }
                 // Engine.IO close: a polling client ends its session on it.
                 self.outbox.push(out::CLOSE.into());
-                let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
-                    while !polling.is_waiting() {
-                        match polling.requests.recv().await {
-                            Some(Request::Poll(answer)) => polling.waiting = Some(answer),
-                            Some(Request::Post(_, answer)) => drop(answer.send(())),
-                            Some(Request::Upgrade(_)) => {}
-                            None => return,
-                        }
-                    }
-                    if let Some(waiting) = polling.waiting.take() {
-                        let _ = waiting.send(Ok(self.outbox.join("\x1e")));
-                    }
-                })
-                .await;
+                let _ = tokio::time::timeout(CLOSE_DEADLINE, self.close_polling(polling)).await;
             }
+        }
+    }
+
+    /// The last packets on the WebSocket, then its Close (or the flush of the echo of the
+    /// client's), then FIN through the upgrade to the connection's lingering close.
+    async fn close_websocket(&mut self, mut link: WsLink, frame: Option<CloseFrame>) -> Result<(), WsError> {
+        for packet in self.outbox.drain(..) {
+            link.ws.feed(Message::text(packet)).await?;
+        }
+        match frame {
+            Some(frame) => link.ws.send(Message::Close(Some(frame))).await?,
+            None => link.ws.flush().await?,
+        }
+        let _ = link.ws.get_mut().shutdown().await;
+        Ok(())
+    }
+
+    /// The last packets, to the next GET of a polling client (POSTs meanwhile are answered and
+    /// dropped).
+    async fn close_polling(&mut self, mut polling: Polling) {
+        while !polling.is_waiting() {
+            match polling.requests.recv().await {
+                Some(Request::Poll(answer)) => polling.waiting = Some(answer),
+                Some(Request::Post(_, answer)) => drop(answer.send(())),
+                Some(Request::Upgrade(_)) => {}
+                None => return,
+            }
+        }
+        if let Some(waiting) = polling.waiting.take() {
+            let _ = waiting.send(Ok(self.outbox.join("\x1e")));
+        }
+    }
+}
+
+impl End {
+    /// The close code and reason the client is told (when it can be).
+    fn close(&self) -> (CloseCode, String) {
+        match self {
+            End::Draining => (CloseCode::Away, "server shutting down; reconnect".to_string()),
+            End::TooSlow => (CloseCode::Policy, "too slow: messages queued beyond the limit".to_string()),
+            End::TooBig => (CloseCode::Size, "packet too big".to_string()),
+            End::Refused(reason) => (CloseCode::Policy, reason.to_string()),
+            End::ClientClosed | End::Vanished => (CloseCode::Normal, String::new()),
+        }
+    }
+
+    /// Logs the ends an operator may want to know of.
+    fn log(&self, reason: &str) {
+        match self {
+            End::TooSlow => tracing::info!("socket.io client too slow: its queue filled; disconnected"),
+            End::TooBig | End::Refused(_) => tracing::debug!(%reason, "socket.io client broke the protocol"),
+            _ => {}
         }
     }
 }
@@ -448,15 +472,11 @@ async fn next_inbound(transport: &mut Transport) -> Woken {
         Transport::WebSocket(link) => loop {
             match link.ws.next().await {
                 Some(Ok(Message::Text(text))) => return Woken::Text(text.as_str().to_string()),
-                Some(Ok(Message::Binary(_))) => {
-                    return Woken::Ended(End::Refused("binary packets are not accepted: send text".into()))
-                }
+                Some(Ok(Message::Binary(_))) => return Woken::Ended(End::Refused(ProtocolError::Binary)),
                 Some(Ok(Message::Close(_))) => return Woken::Ended(End::ClientClosed),
                 Some(Ok(_)) => continue,
                 Some(Err(WsError::Capacity(_))) => return Woken::Ended(End::TooBig),
-                Some(Err(WsError::Utf8(_))) => {
-                    return Woken::Ended(End::Refused("text frame is not valid UTF-8".into()))
-                }
+                Some(Err(WsError::Utf8(_))) => return Woken::Ended(End::Refused(ProtocolError::NotUtf8)),
                 Some(Err(_)) | None => return Woken::Ended(End::Vanished),
             }
         },
