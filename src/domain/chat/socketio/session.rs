@@ -28,6 +28,7 @@ use super::packet::{self, out, Engine};
 use crate::domain::chat::error::ProtocolError;
 use crate::domain::chat::socket::truncated;
 use crate::http::state::AppState;
+use crate::infra::slot::ConnectionSlot;
 
 pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
@@ -47,7 +48,7 @@ pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// long as it is held.
 pub struct WsLink {
     pub ws: Ws,
-    pub open: crate::http::connections::ConnectionSlot,
+    pub open: ConnectionSlot,
 }
 
 /// What a polling request (or the WebSocket of an upgrade) brings its session.
