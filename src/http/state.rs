@@ -44,7 +44,7 @@ pub struct AppState {
     /// This process's counters (in cluster mode, its block of the instance's shared ones).
     pub metrics: Metrics,
     pub todos: Arc<dyn TodoStore>,
-    pub chat: Hub,
+    pub chat: Arc<Hub>,
 }
 
 impl AppState {
@@ -60,7 +60,7 @@ impl AppState {
         let redis = config.redis_url.as_deref().map(RedisLink::new).transpose();
         let redis = redis.map_err(|error| error.to_string())?.map(Arc::new);
         let todos = store::open(&config, redis.as_ref(), &metrics)?;
-        let chat = Hub::new(&config, redis, bus);
+        let chat = Arc::new(Hub::new(&config, metrics.clone(), redis, bus));
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
 
