@@ -1,6 +1,7 @@
 //! What every request handler of one process can see: its configuration, its place in the
 //! deployment, and the shared limits.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -14,7 +15,6 @@ use crate::domain::chat::Hub;
 use crate::domain::todos::{self as store, TodoStore, Unavailable};
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
-use crate::process::listener::Source;
 
 /// How long a health check may wait for the store.
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -33,6 +33,25 @@ pub struct Placement {
     /// A cluster worker's primary's private directory, where the workers take each other's
     /// forwarded Socket.IO requests; `None` in fork mode.
     pub primary_runtime_dir: Option<PathBuf>,
+}
+
+/// Where this process's listening socket came from (`process::listener` takes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Passed in with `LISTEN_FDS` (systemd, systemfd, systemd-socket-activate, our cluster primary,
+    /// or this process before it re-executed itself).
+    Inherited,
+    /// Bound by this process from `--host`/`--port`.
+    Bound,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Inherited => "inherited (LISTEN_FDS)",
+            Source::Bound => "bound by this process",
+        })
+    }
 }
 
 pub struct AppState {
