@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::query::Query;
 use super::{error, idempotency, json, Response};
-use crate::domain::todos::{Changes, Created, Unavailable};
+use crate::domain::todos::{self as store, Changes, Created};
 use crate::http::body::{collect_limited, RequestBody};
 use crate::http::state::AppState;
 
@@ -197,8 +197,8 @@ fn not_found(id: &str) -> Response {
     error(StatusCode::NOT_FOUND, &format!("no todo with id `{id}`"))
 }
 
-fn unavailable(Unavailable(problem): Unavailable) -> Response {
-    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, &problem);
+fn unavailable(problem: store::Error) -> Response {
+    let mut response = error(StatusCode::SERVICE_UNAVAILABLE, &problem.to_string());
     response.headers_mut().insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }
