@@ -376,7 +376,9 @@ fn idempotency_keys_are_bounded_in_number_and_time(extra: &[&str]) {
     assert_eq!(forgotten.status, 201);
     assert_ne!(forgotten.json()["id"], first, "the oldest of three keys is forgotten");
 
-    let short = app_with_data(&temp_dir(), &[&["--idempotency-retention", "300ms"], extra].concat());
+    // Kept while the instance runs: its store lives in this directory.
+    let short_data = temp_dir();
+    let short = app_with_data(&short_data, &[&["--idempotency-retention", "300ms"], extra].concat());
     let kept = create_once(short.addr, "k", "t").json()["id"].clone();
     eventually("the key is forgotten after its retention", || {
         create_once(short.addr, "k", "t").json()["id"] != kept

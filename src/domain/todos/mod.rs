@@ -4,6 +4,7 @@
 mod redis;
 mod sqlite;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -109,12 +110,72 @@ pub struct Page {
     pub total: u64,
 }
 
-/// The store could not answer (file locked too long, Redis away): the request gets a 503, never a
-/// false 201.
-#[derive(Debug)]
-pub struct Unavailable(pub String);
+/// What a store operation or the store's opening met instead of an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not answer (file locked too long, Redis away): the request gets a 503,
+    /// never a false 201. Every error of a store operation is this one.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// At start: the data directory or the SQLite file could not be made ready.
+    #[error("cannot open the todo store in {}: {source}", dir.display())]
+    Open { dir: PathBuf, source: OpenError },
+    #[error("--todos-store redis needs --redis-url")]
+    NeedsRedisUrl,
+}
 
-pub type Result<T> = std::result::Result<T, Unavailable>;
+/// Why the store could not answer one operation (see [`Error::Unavailable`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// SQLite refused or failed (busy beyond --sqlite-busy-timeout, disk full, I/O error). Shared:
+    /// a rolled-back batch answers every write in it with the same error.
+    #[error("the todo store failed: {0}")]
+    Sqlite(Arc<rusqlite::Error>),
+    /// A read on the blocking pool panicked or was cancelled by the runtime's shutdown.
+    #[error("the read did not finish: {0}")]
+    ReadLost(#[from] tokio::task::JoinError),
+    /// This process's SQLite writer thread is gone (it panicked).
+    #[error("the SQLite writer has stopped")]
+    WriterStopped,
+    #[error("the insert returned no row")]
+    NoRow,
+    #[error("the todo store (redis) failed: {0}")]
+    Redis(#[source] ::redis::RedisError),
+    /// The connection broke after the command was sent: it may have been applied.
+    #[error(
+        "the todo store (redis) did not answer ({0}): a write may still be applied; \
+         retry it with the same Idempotency-Key to be sure it is applied once"
+    )]
+    RedisOutcomeUnknown(#[source] ::redis::RedisError),
+    /// --todos-wait-replicas: fewer replicas than required confirmed the write in time.
+    #[error(
+        "the todo store (redis) made the write, but {confirmed} of the {required} \
+         replicas required confirmed it within {timeout:?}: a fail-over could lose it; retry \
+         it (a creation with the same Idempotency-Key) to be sure it is kept, and applied once"
+    )]
+    NotConfirmed { confirmed: u32, required: u32, timeout: Duration },
+}
+
+impl From<rusqlite::Error> for Unavailable {
+    fn from(error: rusqlite::Error) -> Unavailable {
+        Unavailable::Sqlite(Arc::new(error))
+    }
+}
+
+/// What stopped the SQLite store from opening (inside [`Error::Open`]).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory or the writers' lock file, or the writer thread.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file would not switch to WAL (SQLite answers with the mode it kept).
+    #[error("Invalid parameter name: journal_mode is {0}, not wal")]
+    NotWal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// The todo operations the handlers need. Futures are boxed so the trait can be a trait object.
 pub trait TodoStore: Send + Sync {
@@ -142,7 +203,7 @@ pub fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
     metrics: &Metrics,
-) -> std::result::Result<Arc<dyn TodoStore>, String> {
+) -> Result<Arc<dyn TodoStore>> {
     let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
     match (config.todos_store, redis) {
         (StoreKind::Redis, Some(link)) => {
@@ -150,13 +211,11 @@ pub fn open(
                 Confirmations { replicas: config.todos_wait_replicas, timeout: config.todos_wait_timeout };
             Ok(Arc::new(RedisStore::new(link.clone(), keys, confirmations)))
         }
-        (StoreKind::Redis, None) => Err("--todos-store redis needs --redis-url".into()),
+        (StoreKind::Redis, None) => Err(Error::NeedsRedisUrl),
         (StoreKind::Sqlite, _) => {
-            let store =
-                SqliteStore::open(&config.data_dir(), config.sqlite_busy_timeout, keys, metrics.clone())
-                    .map_err(|error| {
-                        format!("cannot open the todo store in {}: {error}", config.data_dir().display())
-                    })?;
+            let dir = config.data_dir();
+            let store = SqliteStore::open(&dir, config.sqlite_busy_timeout, keys, metrics.clone())
+                .map_err(|source| Error::Open { dir, source })?;
             Ok(Arc::new(store))
         }
     }

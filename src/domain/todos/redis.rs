@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use redis::{AsyncCommands, FromRedisValue, Script, ScriptInvocation};
 
 use super::{
-    now_ms, Changes, Confirmations, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore,
+    now_ms, Changes, Confirmations, Created, Error, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore,
     Unavailable,
 };
 use crate::infra::redis::{outcome_unknown, Connection, RedisLink};
@@ -116,11 +116,12 @@ impl RedisStore {
         let (value, replicas_with_it) = answer.map_err(unavailable)?;
         if replicas_with_it < replicas {
             tracing::warn!(replicas_with_it, replicas, "todo write not confirmed by enough Redis replicas");
-            return Err(Unavailable(format!(
-                "the todo store (redis) made the write, but {replicas_with_it} of the {replicas} \
-                 replicas required confirmed it within {timeout:?}: a fail-over could lose it; retry \
-                 it (a creation with the same Idempotency-Key) to be sure it is kept, and applied once"
-            )));
+            return Err(Unavailable::NotConfirmed {
+                confirmed: replicas_with_it,
+                required: replicas,
+                timeout,
+            }
+            .into());
         }
         Ok(value)
     }
@@ -227,13 +228,10 @@ fn todo_from_fields(id: i64, fields: &HashMap<String, String>) -> Option<Todo> {
     })
 }
 
-fn unavailable(error: redis::RedisError) -> Unavailable {
+fn unavailable(error: redis::RedisError) -> Error {
     tracing::warn!(%error, "todo store (redis) error");
     if outcome_unknown(&error) {
-        return Unavailable(format!(
-            "the todo store (redis) did not answer ({error}): a write may still be applied; \
-             retry it with the same Idempotency-Key to be sure it is applied once"
-        ));
+        return Unavailable::RedisOutcomeUnknown(error).into();
     }
-    Unavailable(format!("the todo store (redis) failed: {error}"))
+    Unavailable::Redis(error).into()
 }
