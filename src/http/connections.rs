@@ -19,6 +19,7 @@ use crate::http::context::Connection;
 use crate::http::lingering::LingeringClose;
 use crate::http::state::AppState;
 use crate::http::{http_builder, routes};
+use crate::infra::slot::ConnectionSlot;
 
 /// Connections over the limit that may be answered at once; beyond it they are closed unanswered.
 const REFUSAL_SLOTS: usize = 64;
@@ -30,9 +31,6 @@ const REFUSAL_DEADLINE: Duration = Duration::from_secs(1);
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 retry-after: 1\r\nconnection: close\r\ncontent-length: 60\r\n\r\n\
 {\"error\":\"too many open connections to this process; retry\"}";
-
-/// Re-exported for `domain::chat`, which holds an upgraded socket's slot.
-pub use crate::http::context::ConnectionSlot;
 
 /// Serves `listener` until `stop` turns true, then drains: no new connection is accepted, every
 /// request already received (or owed by a connection accepted before the stop) is answered, idle

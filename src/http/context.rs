@@ -9,10 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use hyper::header::HeaderMap;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 
 use crate::http::query::Query;
 use crate::http::state::AppState;
+use crate::infra::slot::ConnectionSlot;
 
 /// The request's context: what every handler may use besides the request itself.
 pub struct Ctx {
@@ -58,25 +59,5 @@ impl Connection {
     pub fn forwarded(stop: watch::Receiver<bool>) -> Connection {
         let peer = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         Connection { peer, local: None, stop, open: ConnectionSlot::counted_elsewhere() }
-    }
-}
-
-/// A connection's place under `--max-connections`, shared by everyone serving it; the place is
-/// given back when the last clone is dropped.
-#[derive(Clone)]
-pub struct ConnectionSlot {
-    /// Held only to be dropped: the semaphore gets the place back then.
-    _permit: Option<Arc<OwnedSemaphorePermit>>,
-}
-
-impl ConnectionSlot {
-    pub(crate) fn counted(permit: OwnedSemaphorePermit) -> ConnectionSlot {
-        ConnectionSlot { _permit: Some(Arc::new(permit)) }
-    }
-
-    /// For a Socket.IO request another worker of the cluster passed on: the client's own
-    /// connection is counted (and drained) in the worker that accepted it.
-    pub fn counted_elsewhere() -> ConnectionSlot {
-        ConnectionSlot { _permit: None }
     }
 }

@@ -1,6 +1,7 @@
 //! What every request handler of one process can see: its configuration, its place in the
 //! deployment, and the shared limits.
 
+use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -14,7 +15,6 @@ use crate::domain::chat::Hub;
 use crate::domain::todos::{self as store, TodoStore};
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
-use crate::process::listener::Source;
 
 /// How long a health check may wait for the store.
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -35,6 +35,25 @@ pub struct Placement {
     pub primary_runtime_dir: Option<PathBuf>,
 }
 
+/// Where this process's listening socket came from (`process::listener` takes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Passed in with `LISTEN_FDS` (systemd, systemfd, systemd-socket-activate, our cluster primary,
+    /// or this process before it re-executed itself).
+    Inherited,
+    /// Bound by this process from `--host`/`--port`.
+    Bound,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Inherited => "inherited (LISTEN_FDS)",
+            Source::Bound => "bound by this process",
+        })
+    }
+}
+
 pub struct AppState {
     pub config: Config,
     pub placement: Placement,
@@ -44,7 +63,7 @@ pub struct AppState {
     /// This process's counters (in cluster mode, its block of the instance's shared ones).
     pub metrics: Metrics,
     pub todos: Arc<dyn TodoStore>,
-    pub chat: Hub,
+    pub chat: Arc<Hub>,
 }
 
 impl AppState {
@@ -60,7 +79,7 @@ impl AppState {
         let redis = config.redis_url.as_deref().map(RedisLink::new).transpose();
         let redis = redis.map_err(|error| error.to_string())?.map(Arc::new);
         let todos = store::open(&config, redis.as_ref(), &metrics).map_err(|error| error.to_string())?;
-        let chat = Hub::new(&config, redis, bus);
+        let chat = Arc::new(Hub::new(&config, metrics.clone(), redis, bus));
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
 

@@ -15,11 +15,12 @@ use serde_json::{json, Value};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
-use super::context::{Connection, ConnectionSlot};
+use super::context::Connection;
 use super::routes;
 use super::serve;
 use super::state::AppState;
 use crate::config::Config;
+use crate::infra::slot::ConnectionSlot;
 
 /// A server running in this test's runtime; `stop` drains it.
 struct Server {

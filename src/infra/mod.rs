@@ -1,7 +1,10 @@
 //! What every layer above uses and none owns: the metrics counters (shared between a cluster's
-//! processes), the link to Redis, and what /proc says about a process.
+//! processes), the link to Redis, the cluster chat bus's framing, a connection's slot, and what
+//! /proc says about a process.
 
+pub mod bus_wire;
 pub mod clock;
 pub mod metrics;
 pub mod procfs;
 pub mod redis;
+pub mod slot;

@@ -1,7 +1,6 @@
 //! Where the listening socket comes from (systemd, a cluster primary, or our own bind) and how it is
 //! handed on to a process that replaces or joins this one.
 
-use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::RawFd;
@@ -10,27 +9,10 @@ use listenfd::ListenFd;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::http::state::Source;
 
 /// The fd a handed-over socket lives at, by the `sd_listen_fds` convention.
 pub const INHERITED_FD: RawFd = 3;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    /// Passed in with `LISTEN_FDS` (systemd, systemfd, systemd-socket-activate, our cluster primary,
-    /// or this process before it re-executed itself).
-    Inherited,
-    /// Bound by this process from `--host`/`--port`.
-    Bound,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Inherited => "inherited (LISTEN_FDS)",
-            Source::Bound => "bound by this process",
-        })
-    }
-}
 
 /// Why no listening socket could be had.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
-//! The server's side of `app reload --pid` (see `crate::cli::reload::wait`, which plays the service
-//! manager's part for one reload): where the waiter for a process listens, and the states the
-//! process sends it besides systemd. Here, so the process layer speaks the protocol without
-//! depending on the command line.
+//! The server's side of `app reload --pid` (its client is `wait` in `cli/reload.rs`, which plays
+//! the service manager's part for one reload): where the waiter for a process listens, and the
+//! states the process sends it besides systemd. Here, so the process layer speaks the protocol
+//! without depending on the command line.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::frames::MAX_NAME_CHARS;
-use crate::process::cluster::bus::wire::WireError;
+use crate::infra::bus_wire::WireError;
 
 /// A room or user name that is not one (`what` says which: `room` or `name`).
 #[derive(Debug, Error, PartialEq)]

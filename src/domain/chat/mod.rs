@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::config::Config;
+use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
 pub use error::NameError;
 use error::SendError;
@@ -31,15 +32,24 @@ pub struct Hub {
     pub limits: Limits,
     /// This process's Socket.IO polling sessions.
     pub sessions: socketio::Sessions,
+    /// This process's counters: its chat sockets and messages.
+    metrics: Metrics,
 }
 
 impl Hub {
     /// With Redis, starts the subscriber (it connects and reconnects in the background); in a
-    /// cluster worker without Redis, the primary's bus (`bus`, the worker's end of it).
-    pub fn new(config: &Config, redis: Option<Arc<RedisLink>>, bus: Option<std::os::fd::OwnedFd>) -> Hub {
+    /// cluster worker without Redis, the primary's bus (`bus`, the worker's end of it). Counts in
+    /// `metrics`.
+    pub fn new(
+        config: &Config,
+        metrics: Metrics,
+        redis: Option<Arc<RedisLink>>,
+        bus: Option<std::os::fd::OwnedFd>,
+    ) -> Hub {
         let rooms = Arc::new(Rooms::new(config.chat_queue as usize));
         let relay = Relay::choose(redis, bus, &rooms);
-        Hub { rooms, relay, limits: Limits::from(config), sessions: socketio::Sessions::default() }
+        let sessions = socketio::Sessions::default();
+        Hub { rooms, relay, limits: Limits::from(config), sessions, metrics }
     }
 
     /// A new chat client of this process, in no room yet.

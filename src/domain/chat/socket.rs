@@ -31,7 +31,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::error::{Refusal, SendError};
 use super::frames;
 use super::limits::RateLimiter;
-use crate::http::state::AppState;
+use super::Hub;
 
 /// How long the close may take (the frame going out, then the client's last bytes) before the
 /// connection is simply dropped.
@@ -45,7 +45,7 @@ const CONTROL_QUEUE: usize = 8;
 /// Serves one /ws socket of `name` in `room` until it ends (see the module's documentation),
 /// announcing the join first and the leave last.
 pub async fn serve<S>(
-    app: Arc<AppState>,
+    hub: Arc<Hub>,
     ws: WebSocketStream<S>,
     room: String,
     name: String,
@@ -53,10 +53,10 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let member = Member { app: &app, room: &room, name: &name };
+    let member = Member { hub: &hub, room: &room, name: &name };
     // Counted in /metrics (app_chat_connections_*) for as long as the socket lives.
-    let _counted = app.metrics.chat_connected();
-    let mut client = member.app.chat.connect();
+    let _counted = hub.metrics.chat_connected();
+    let mut client = member.hub.connect();
     client.join(&room);
     let kicked = client.kicked();
     let (mut sink, mut stream) = ws.split();
@@ -70,7 +70,7 @@ pub async fn serve<S>(
     let end = tokio::select! {
         end = write(&mut sink, &control, &mut client.frames) => end,
         end = read(&member, &mut stream, &control, &heard) => end,
-        end = ping(&member.app.chat.limits.ping_interval, &control, &heard) => end,
+        end = ping(&member.hub.limits.ping_interval, &control, &heard) => end,
         _ = kicked => End::TooSlow,
         _ = stop.wait_for(|stopped| *stopped) => End::Draining,
     };
@@ -84,7 +84,7 @@ pub async fn serve<S>(
 /// Who a socket is in the rooms: what its reader needs to pass a message on, borrowed from
 /// [`serve`]'s arguments for the socket's life.
 struct Member<'a> {
-    app: &'a AppState,
+    hub: &'a Hub,
     room: &'a str,
     name: &'a str,
 }
@@ -94,18 +94,18 @@ impl Member<'_> {
     /// query) is kilobytes, and inline it would be part of every socket's task for all its life,
     /// though a socket spends almost all of it not sending.
     async fn send(&self, frame: String) -> Result<(), SendError> {
-        Box::pin(self.app.chat.send(self.room, frame)).await
+        Box::pin(self.hub.send(self.room, frame)).await
     }
 
     /// Acts on one text frame of the client: a message for the room if the rate and the frame
     /// allow it; else why not, for an error frame.
     async fn receive(&self, limiter: &mut RateLimiter, text: &str) -> Result<(), Refusal> {
-        let limits = &self.app.chat.limits;
+        let limits = &self.hub.limits;
         if !limiter.allow() {
             return Err(Refusal::RateLimited { rate: limits.rate, burst: limits.burst });
         }
         let sent = frames::parse(text, limits.max_message_bytes)?;
-        self.app.metrics.chat_message();
+        self.hub.metrics.chat_message();
         Ok(self.send(frames::message(self.room, self.name, &sent)).await?)
     }
 }
@@ -145,7 +145,7 @@ async fn read<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let mut limiter = RateLimiter::new(&member.app.chat.limits);
+    let mut limiter = RateLimiter::new(&member.hub.limits);
     while let Some(incoming) = stream.next().await {
         heard.now();
         let text = match incoming {

@@ -18,12 +18,12 @@ use crate::http::response::{Answer, Body};
 pub async fn upgrade<B>(ctx: &Ctx, req: Request<B>) -> Answer {
     let room = chat::valid_name("room", ctx.query.get("room")).map_err(chat_refused)?;
     let name = chat::valid_name("name", ctx.query.get("name")).map_err(chat_refused)?;
-    let app = ctx.app.clone();
-    let max_message_bytes = app.chat.limits.max_message_bytes;
+    let hub = ctx.app.chat.clone();
+    let max_message_bytes = hub.limits.max_message_bytes;
     accept_websocket(ctx, req, max_message_bytes, move |ws, connection| async move {
         // Kept until the socket ends: the connection stays counted and the drain waits for it.
         let Connection { stop, open, .. } = connection;
-        chat::serve(app, ws, room, name, stop).await;
+        chat::serve(hub, ws, room, name, stop).await;
         drop(open);
     })
 }

@@ -78,11 +78,11 @@ async fn local<B: HandlerBody>(ctx: &Ctx, req: Request<B>, params: Params<'_>) -
 }
 
 fn open_websocket<B>(ctx: &Ctx, req: Request<B>) -> Answer {
-    let app = ctx.app.clone();
-    let max_message_bytes = app.chat.limits.max_message_bytes;
+    let (hub, worker) = (ctx.app.chat.clone(), ctx.app.placement.worker);
+    let max_message_bytes = hub.limits.max_message_bytes;
     accept_websocket(ctx, req, max_message_bytes, move |ws, Connection { stop, open, .. }| {
-        let sid = socketio::new_sid(app.placement.worker);
-        socketio::serve_websocket(app, WsLink { ws, open }, sid, stop)
+        let sid = socketio::new_sid(worker);
+        socketio::serve_websocket(hub, WsLink { ws, open }, sid, stop)
     })
 }
 
@@ -95,7 +95,7 @@ fn open_polling(ctx: &Ctx) -> Answer {
     }
     let (sid, requests) = app.chat.sessions.open(app.placement.worker);
     let open = socketio::open_packet(&sid, &["websocket"], &app.chat.limits);
-    tokio::spawn(socketio::serve_polling(app.clone(), requests, sid, ctx.connection.stop.clone()));
+    tokio::spawn(socketio::serve_polling(app.chat.clone(), requests, sid, ctx.connection.stop.clone()));
     Ok(with_type(StatusCode::OK, PAYLOAD_TYPE, open))
 }
 

@@ -27,7 +27,7 @@ pub const BLOCK_ENV: &str = "APP_METRICS_BLOCK";
 
 /// A worker's share of its instance's counters: the file its primary shares with every worker and
 /// the block in it leased to this one (read from [`FILE_ENV`] and [`BLOCK_ENV`] once, at start-up:
-/// `crate::process::inherited`).
+/// the process layer's `process/inherited.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Share {
     pub file: PathBuf,

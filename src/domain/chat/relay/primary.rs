@@ -1,7 +1,7 @@
 //! A cluster worker's side of the primary's chat bus (cluster mode without `--redis-url`; the
-//! primary's side and the format are in `crate::process::cluster::bus`). What this worker's clients send is
-//! written to the primary, which writes it to every worker, this one included; what comes back is
-//! delivered to this worker's clients, so every worker sees one order.
+//! primary's side is `process::cluster::bus`, the format both speak `crate::infra::bus_wire`). What
+//! this worker's clients send is written to the primary, which writes it to every worker, this one
+//! included; what comes back is delivered to this worker's clients, so every worker sees one order.
 //!
 //! The bus is the socket the primary left at fd 4 for this process. It is never reopened: a worker
 //! whose bus closes (the primary cut it off as too slow to read, or is gone) is about to be
@@ -20,7 +20,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use crate::domain::chat::error::SendError;
 use crate::domain::chat::rooms::Rooms;
-use crate::process::cluster::bus::wire;
+use crate::infra::bus_wire as wire;
 
 /// Bytes of frames waiting for this worker's writer; a sender waits for room (at most
 /// [`SEND_TIMEOUT`]). Counted in bytes, not frames, since a frame may be up to a MiB.
@@ -43,7 +43,7 @@ pub struct PrimaryRelay {
 
 impl PrimaryRelay {
     /// The relay over `bus`, the socket the primary handed this process (taken over, close-on-exec,
-    /// at start-up: `crate::process::inherited`).
+    /// at start-up by the process layer: `process/inherited.rs`).
     pub fn inherited(bus: OwnedFd, rooms: Arc<Rooms>) -> Option<PrimaryRelay> {
         let fd = bus.as_raw_fd();
         let stream = std::os::unix::net::UnixStream::from(bus);

@@ -12,7 +12,7 @@ use crate::domain::chat::error::{AuthError, EventError, ProtocolError};
 use crate::domain::chat::limits::RateLimiter;
 use crate::domain::chat::rooms::Client;
 use crate::domain::chat::{frames, Hub};
-use crate::infra::metrics::{ChatConnection, Metrics};
+use crate::infra::metrics::ChatConnection;
 
 /// Why a packet ends the socket.
 #[derive(Debug)]
@@ -79,13 +79,7 @@ impl Socket {
 
     /// Acts on one Socket.IO packet; what the server answers is pushed to `outbox`. An `Err`
     /// ends the socket.
-    pub async fn receive(
-        &mut self,
-        hub: &Hub,
-        metrics: &Metrics,
-        text: &str,
-        outbox: &mut Vec<String>,
-    ) -> Result<(), Ending> {
+    pub async fn receive(&mut self, hub: &Hub, text: &str, outbox: &mut Vec<String>) -> Result<(), Ending> {
         let packet = packet::socket(text).map_err(Ending::Refused)?;
         if packet.namespace != "/" {
             // As the Node server answers a namespace it does not have; the socket stays open.
@@ -97,7 +91,7 @@ impl Socket {
         }
         match (packet.kind, &mut self.connected) {
             (Kind::Connect, None) => {
-                self.connect(hub, metrics, packet.data, outbox);
+                self.connect(hub, packet.data, outbox);
                 Ok(())
             }
             (Kind::Connect, Some(_)) => Err(Ending::Refused(ProtocolError::ConnectTwice)),
@@ -105,7 +99,7 @@ impl Socket {
             (Kind::Disconnect, Some(_)) => Err(Ending::Left),
             (Kind::Ack, Some(_)) => Err(Ending::Refused(ProtocolError::Ack)),
             (Kind::Event, Some(connected)) => {
-                let reply = connected.event(hub, metrics, text.len(), packet.data).await;
+                let reply = connected.event(hub, text.len(), packet.data).await;
                 match (packet.ack, reply) {
                     (Some(id), reply) => outbox.push(out::ack(id, &reply)),
                     // Without an acknowledgement to carry it, a refusal still reaches the client.
@@ -121,14 +115,14 @@ impl Socket {
 
     /// CONNECT: the socket gets its name and a place in the rooms, or (a name that is not one) a
     /// CONNECT_ERROR that says why, and may try again.
-    fn connect(&mut self, hub: &Hub, metrics: &Metrics, auth: &str, outbox: &mut Vec<String>) {
+    fn connect(&mut self, hub: &Hub, auth: &str, outbox: &mut Vec<String>) {
         match connect_name(auth) {
             Ok(name) => {
                 let connected = Connected {
                     name,
                     client: hub.connect(),
                     limiter: RateLimiter::new(&hub.limits),
-                    _counted: metrics.chat_connected(),
+                    _counted: hub.metrics.chat_connected(),
                 };
                 self.connected = Some(connected);
                 outbox.push(out::connected(&super::random_id()));
@@ -162,7 +156,7 @@ impl Socket {
 
 impl Connected {
     /// Runs one event; the acknowledgement it earns.
-    async fn event(&mut self, hub: &Hub, metrics: &Metrics, size: usize, data: &str) -> Value {
+    async fn event(&mut self, hub: &Hub, size: usize, data: &str) -> Value {
         let limits = hub.limits;
         if size > limits.max_message_bytes {
             return refusal(EventError::TooBig { size, limit: limits.max_message_bytes });
@@ -172,7 +166,7 @@ impl Connected {
         }
         let outcome = match serde_json::from_str::<Vec<Value>>(data) {
             Ok(args) => match args.split_first() {
-                Some((Value::String(event), args)) => self.run(hub, metrics, event, args).await,
+                Some((Value::String(event), args)) => self.run(hub, event, args).await,
                 _ => Err(EventError::Unnamed),
             },
             Err(problem) => Err(EventError::NotAnArray(problem)),
@@ -183,17 +177,11 @@ impl Connected {
         }
     }
 
-    async fn run(
-        &mut self,
-        hub: &Hub,
-        metrics: &Metrics,
-        event: &str,
-        args: &[Value],
-    ) -> Result<(), EventError> {
+    async fn run(&mut self, hub: &Hub, event: &str, args: &[Value]) -> Result<(), EventError> {
         match (event, args) {
             ("join", [Value::String(room)]) => self.join(hub, room).await,
             ("leave", [Value::String(room)]) => self.leave(hub, room).await,
-            ("message", [message]) => self.message(hub, metrics, message).await,
+            ("message", [message]) => self.message(hub, message).await,
             ("join" | "leave", _) => Err(EventError::RoomArgument(event.into())),
             ("message", _) => Err(EventError::MessageArgument),
             _ => Err(EventError::Unknown(event.into())),
@@ -228,7 +216,7 @@ impl Connected {
     }
 
     /// `message`: `{"room", "text"}` to a room the socket is in.
-    async fn message(&mut self, hub: &Hub, metrics: &Metrics, message: &Value) -> Result<(), EventError> {
+    async fn message(&mut self, hub: &Hub, message: &Value) -> Result<(), EventError> {
         let sent = Sent::deserialize(message).map_err(EventError::NotAMessage)?;
         if !self.client.is_in(&sent.room) {
             return Err(EventError::NotJoined(sent.room));
@@ -236,7 +224,7 @@ impl Connected {
         if sent.text.trim().is_empty() {
             return Err(EventError::EmptyText);
         }
-        metrics.chat_message();
+        hub.metrics.chat_message();
         Ok(hub.send(&sent.room, frames::message(&sent.room, &self.name, &sent.text)).await?)
     }
 }

@@ -27,7 +27,8 @@ use super::events::{Ending, Socket};
 use super::packet::{self, out, Engine};
 use crate::domain::chat::error::ProtocolError;
 use crate::domain::chat::socket::truncated;
-use crate::http::state::AppState;
+use crate::domain::chat::Hub;
+use crate::infra::slot::ConnectionSlot;
 
 pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
@@ -47,7 +48,7 @@ pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
 /// long as it is held.
 pub struct WsLink {
     pub ws: Ws,
-    pub open: crate::http::connections::ConnectionSlot,
+    pub open: ConnectionSlot,
 }
 
 /// What a polling request (or the WebSocket of an upgrade) brings its session.
@@ -120,7 +121,7 @@ enum Probed {
 }
 
 struct Session {
-    app: Arc<AppState>,
+    hub: Arc<Hub>,
     socket: Socket,
     /// Packets for the client, sent at the end of each turn of the loop.
     outbox: Vec<String>,
@@ -131,32 +132,32 @@ struct Session {
 }
 
 /// Serves a session that opened on a WebSocket (its open packet is sent here).
-pub async fn serve_websocket(app: Arc<AppState>, link: WsLink, sid: String, stop: watch::Receiver<bool>) {
-    let open = super::open_packet(&sid, &[], &app.chat.limits);
-    let mut session = Session::new(app);
+pub async fn serve_websocket(hub: Arc<Hub>, link: WsLink, sid: String, stop: watch::Receiver<bool>) {
+    let open = super::open_packet(&sid, &[], &hub.limits);
+    let mut session = Session::new(hub);
     session.outbox.push(open);
     session.run(Transport::WebSocket(link), stop).await;
 }
 
 /// Serves a polling session whose handshake the caller answers; its requests come on `requests`.
 pub async fn serve_polling(
-    app: Arc<AppState>,
+    hub: Arc<Hub>,
     requests: mpsc::Receiver<Request>,
     sid: String,
     stop: watch::Receiver<bool>,
 ) {
-    let session = Session::new(app.clone());
+    let session = Session::new(hub.clone());
     session
         .run(Transport::Polling(Polling { requests, waiting: None, probe: None, probed: false }), stop)
         .await;
-    app.chat.sessions.remove(&sid);
+    hub.sessions.remove(&sid);
 }
 
 impl Session {
-    fn new(app: Arc<AppState>) -> Session {
+    fn new(hub: Arc<Hub>) -> Session {
         let now = Instant::now();
         Session {
-            app,
+            hub,
             socket: Socket::new(),
             outbox: Vec::new(),
             heartbeat: now + PING_INTERVAL,
@@ -174,7 +175,7 @@ impl Session {
         // probe, the end): inline, the largest of them (a Redis publish is kilobytes) would be
         // part of every idle socket's task for all its life.
         Box::pin(self.finish(transport, end)).await;
-        Box::pin(self.socket.leave_all(&self.app.chat)).await;
+        Box::pin(self.socket.leave_all(&self.hub)).await;
     }
 
     async fn serve(&mut self, transport: &mut Transport, stop: &mut watch::Receiver<bool>) -> End {
@@ -244,13 +245,11 @@ impl Session {
     async fn receive(&mut self, text: &str) -> Result<(), End> {
         match packet::engine(text).map_err(End::Refused)? {
             Engine::Message(message) => {
-                let hub = &self.app.chat;
-                self.socket.receive(hub, &self.app.metrics, message, &mut self.outbox).await.map_err(
-                    |ending| match ending {
-                        Ending::Left => End::ClientClosed,
-                        Ending::Refused(reason) => End::Refused(reason),
-                    },
-                )
+                self.socket.receive(&self.hub, message, &mut self.outbox).await.map_err(|ending| match ending
+                {
+                    Ending::Left => End::ClientClosed,
+                    Ending::Refused(reason) => End::Refused(reason),
+                })
             }
             Engine::Pong(_) => {
                 // Heard: the next ping a full interval from now.

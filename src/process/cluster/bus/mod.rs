@@ -1,7 +1,7 @@
 //! The cluster bus, the primary's side: chat across the workers of one instance without Redis (as
 //! Socket.IO's cluster adapter does for Node's cluster module). Each worker gets one end of a unix
 //! stream socketpair at fd [`BUS_FD`]; what a worker writes there (a room and its chat frame, see
-//! [`wire`]) the primary writes to every live worker, the sender included, and each worker delivers
+//! `infra::bus_wire`) the primary writes to every live worker, the sender included, and each worker delivers
 //! it to its own clients of that room. The primary is one thread reading every worker, so every
 //! worker sees one order, as Redis pub/sub gives.
 //!
@@ -11,8 +11,6 @@
 //! closed, so its sends fail with an error frame rather than reach no one silently) and replaced as
 //! for --worker-max-memory: a new worker first, then the old one drained, its clients closed with
 //! 1001 so they reconnect to a worker that is in step.
-
-pub mod wire;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -25,6 +23,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::AbortHandle;
+
+use crate::infra::bus_wire as wire;
 
 use super::machine::WorkerId;
 use super::worker::Event;

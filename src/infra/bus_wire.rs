@@ -1,5 +1,6 @@
 //! The cluster bus's framing: what a worker writes to its primary and the primary writes to every
-//! worker. One frame is a room and the chat frame for it (the /ws JSON text, as on Redis):
+//! worker (the two ends: `process::cluster::bus` and `domain::chat`'s primary relay). One frame is
+//! a room and the chat frame for it (the /ws JSON text, as on Redis):
 //!
 //! ```text
 //! u32 big-endian: length of what follows (1 + room bytes + frame bytes), at most MAX_FRAME_BYTES
