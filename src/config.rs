@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 
 /// How the server uses the machine's processors.
@@ -282,10 +282,10 @@ pub const REDIS_URL_CREDENTIAL: &str = "redis-url";
 pub enum Command {
     /// List the instances on this host like `pm2 list`: port, mode, state, pids, uptime, restarts,
     /// CPU, memory and requests served; from systemd's app@PORT units, or from --ports.
-    Status(crate::cli::status::StatusArgs),
+    Status(StatusArgs),
     /// Reload every running app@PORT instance onto the installed binary, one after another, with
     /// `systemctl reload` (what app-reload.service runs when app-reload.path sees a new binary).
-    Reload(crate::cli::reload::ReloadArgs),
+    Reload(ReloadArgs),
     /// Print a completion script for a shell, made from these very flags: e.g.
     /// `app completions bash > /usr/share/bash-completion/completions/app`.
     Completions {
@@ -295,6 +295,58 @@ pub enum Command {
     },
     /// Print the manual page app(1) in roff, made from these very flags: `app man | man -l -`.
     Man,
+}
+
+#[derive(Args, Debug, Clone)]
+/// `app status`'s flags.
+pub struct StatusArgs {
+    /// Ask the instances on these ports (comma-separated) instead of systemd: for instances not run
+    /// by systemd (development, pm2-style supervisors, containers without systemd).
+    #[arg(long, value_delimiter = ',')]
+    pub ports: Vec<u16>,
+
+    /// Address of the --ports instances. (Under systemd each instance is asked where its socket
+    /// unit's ListenStream= says it listens.)
+    #[arg(long = "address", default_value = "127.0.0.1")]
+    pub address: IpAddr,
+
+    /// The systemd template whose instances are listed (`app` for app@PORT.service).
+    #[arg(long, default_value = "app")]
+    pub template: String,
+
+    /// Print JSON (an array of instances) instead of the table; with --watch, one array a line.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Keep redrawing the list, with requests per second, like `pm2 monit` (Ctrl-C ends it).
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Time between two --watch redraws (e.g. 2, 500ms, 1min).
+    #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "watch")]
+    pub interval: Duration,
+
+    /// Stop --watch after this many redraws [default: never].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
+    pub count: Option<u64>,
+}
+
+#[derive(Args, Debug, Clone)]
+/// `app reload`'s flags.
+pub struct ReloadArgs {
+    /// The systemd template whose running instances are reloaded (`app` for app@PORT.service).
+    #[arg(long, default_value = "app")]
+    pub template: String,
+
+    /// Reload only this process (SIGHUP) and return once it is ready again, failing if the reload
+    /// fails: what the unit's `ExecReload=app reload --pid $MAINPID` runs.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<u32>,
+
+    /// With --pid: the longest wait for the process to be ready again (systemd's TimeoutStartSec=
+    /// bounds ExecReload= too).
+    #[arg(long, default_value = "5m", value_parser = parse_duration, requires = "pid")]
+    pub timeout: Duration,
 }
 
 impl Config {

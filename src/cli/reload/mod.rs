@@ -4,30 +4,12 @@
 //! `app reload --pid PID` reloads one process and waits for it: the unit's ExecReload=.
 
 use std::process::ExitCode;
-use std::time::Duration;
 
-use clap::Args;
+use crate::config::ReloadArgs;
 
 pub mod wait;
 
 use super::status::units;
-
-#[derive(Args, Debug, Clone)]
-pub struct ReloadArgs {
-    /// The systemd template whose running instances are reloaded (`app` for app@PORT.service).
-    #[arg(long, default_value = "app")]
-    pub template: String,
-
-    /// Reload only this process (SIGHUP) and return once it is ready again, failing if the reload
-    /// fails: what the unit's `ExecReload=app reload --pid $MAINPID` runs.
-    #[arg(long, value_name = "PID")]
-    pub pid: Option<u32>,
-
-    /// With --pid: the longest wait for the process to be ready again (systemd's TimeoutStartSec=
-    /// bounds ExecReload= too).
-    #[arg(long, default_value = "5m", value_parser = crate::config::parse_duration, requires = "pid")]
-    pub timeout: Duration,
-}
 
 pub fn main(args: &ReloadArgs) -> ExitCode {
     if let Some(pid) = args.pid {

@@ -9,49 +9,16 @@ mod table;
 pub mod units;
 mod watch;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Args;
+use crate::config::StatusArgs;
 
 use crate::infra::procfs;
 use serde::Serialize;
 
 pub use units::{units_from_show, Unit};
-
-#[derive(Args, Debug, Clone)]
-pub struct StatusArgs {
-    /// Ask the instances on these ports (comma-separated) instead of systemd: for instances not run
-    /// by systemd (development, pm2-style supervisors, containers without systemd).
-    #[arg(long, value_delimiter = ',')]
-    pub ports: Vec<u16>,
-
-    /// Address of the --ports instances. (Under systemd each instance is asked where its socket
-    /// unit's ListenStream= says it listens.)
-    #[arg(long = "address", default_value = "127.0.0.1")]
-    pub address: IpAddr,
-
-    /// The systemd template whose instances are listed (`app` for app@PORT.service).
-    #[arg(long, default_value = "app")]
-    pub template: String,
-
-    /// Print JSON (an array of instances) instead of the table; with --watch, one array a line.
-    #[arg(long)]
-    pub json: bool,
-
-    /// Keep redrawing the list, with requests per second, like `pm2 monit` (Ctrl-C ends it).
-    #[arg(long)]
-    pub watch: bool,
-
-    /// Time between two --watch redraws (e.g. 2, 500ms, 1min).
-    #[arg(long, default_value = "2s", value_parser = crate::config::parse_duration, requires = "watch")]
-    pub interval: Duration,
-
-    /// Stop --watch after this many redraws [default: never].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
-    pub count: Option<u64>,
-}
 
 /// One instance, as the table and `--json` show it.
 #[derive(Debug, Serialize, Default)]
