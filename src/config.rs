@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 /// How the server uses the machine's processors.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// One process serves every connection (pm2/forever "fork" mode).
     Fork,
     /// A primary process supervises N worker processes that share one listening socket
@@ -20,7 +20,7 @@ pub enum Mode {
 
 /// Where the todos are kept.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// An SQLite file in --data-dir, shared by the processes of one host.
     Sqlite,
     /// Redis at --redis-url, shared by every host.
@@ -28,7 +28,7 @@ pub enum StoreKind {
 }
 
 impl Mode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Mode::Fork => "fork",
             Mode::Cluster => "cluster",
@@ -52,121 +52,121 @@ impl Mode {
 pub struct Config {
     /// No subcommand: serve.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 
     /// TCP port to listen on when no socket is handed over by systemd.
     #[arg(long, env = "PORT", default_value_t = 8080)]
-    pub port: u16,
+    pub(crate) port: u16,
 
     /// Address to listen on when no socket is handed over by systemd.
     #[arg(long, env = "APP_HOST", default_value = "127.0.0.1")]
-    pub host: IpAddr,
+    pub(crate) host: IpAddr,
 
     /// fork: one process serves; cluster: a primary supervises --workers processes. Case-insensitive.
     #[arg(long, env = "APP_MODE", value_enum, ignore_case = true, default_value_t = Mode::Fork)]
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 
     /// Worker processes in cluster mode [default: the number of CPUs available to the process].
     #[arg(long, env = "APP_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub workers: Option<u16>,
+    pub(crate) workers: Option<u16>,
 
     /// Runtime threads per process. The default 1 makes each process one event loop, as a Node process is;
     /// scale with cluster workers rather than threads.
     #[arg(long, env = "APP_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    pub(crate) threads: u16,
 
     /// Development: reload when the binary (or --watch-path) changes, as SIGHUP does. Replace the file by
     /// a rename (cargo build, install, mv); a service reloads with `systemctl reload` instead.
     #[arg(long, env = "APP_WATCH")]
-    pub watch: bool,
+    pub(crate) watch: bool,
 
     /// The file --watch watches [default: the binary itself].
     #[arg(long, env = "APP_WATCH_PATH", value_name = "PATH", requires = "watch")]
-    pub watch_path: Option<PathBuf>,
+    pub(crate) watch_path: Option<PathBuf>,
 
     /// The systemd instance name reported by /info (the unit passes %i) [default: read from the cgroup].
     #[arg(long, env = "APP_INSTANCE")]
-    pub instance: Option<String>,
+    pub(crate) instance: Option<String>,
 
     /// Longest time a stop or reload waits for in-flight requests before closing them (e.g. 10, 1.5s, 500ms, 1min).
     #[arg(long, env = "APP_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
 
     /// Time a client has to send a complete request head, else it is disconnected; also how long an
     /// idle keep-alive connection is kept (a front proxy's upstream keepalive_timeout must be shorter).
     #[arg(long, env = "APP_HEADER_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub header_timeout: Duration,
+    pub(crate) header_timeout: Duration,
 
     /// Largest request head (request line and headers) in bytes; larger gets 431.
     #[arg(long, env = "APP_MAX_HEADER_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u32).range(1024..=1024 * 1024))]
-    pub max_header_bytes: u32,
+    pub(crate) max_header_bytes: u32,
 
     /// Largest request body in bytes; larger gets 413. Keep nginx's client_max_body_size equal.
     #[arg(long, env = "APP_MAX_BODY_BYTES", default_value_t = 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..=1024 * 1024 * 1024))]
-    pub max_body_bytes: u64,
+    pub(crate) max_body_bytes: u64,
 
     /// Time a client has to send a request body once its head is in, extended by one second for
     /// every --body-min-rate bytes received; a body still incomplete then gets 408 and the connection
     /// is closed (a slow or endless body does not keep its --max-connections slot).
     #[arg(long, env = "APP_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub body_timeout: Duration,
+    pub(crate) body_timeout: Duration,
 
     /// Bytes per second a request body must average beyond --body-timeout: each this many bytes
     /// received earn one more second (0: the whole body must be in within --body-timeout).
     #[arg(long, env = "APP_BODY_MIN_RATE", default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(0..=1024 * 1024 * 1024))]
-    pub body_min_rate: u64,
+    pub(crate) body_min_rate: u64,
 
     /// Open connections per process; a connection beyond it is answered 503 and closed at once. The
     /// soft file-descriptor limit is raised to this + 256; a hard limit (LimitNOFILE=) below that
     /// refuses the start.
     #[arg(long, env = "APP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
 
     /// Keep connections open between requests (HTTP/1.1 keep-alive).
     #[arg(long, env = "APP_KEEP_ALIVE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub keep_alive: bool,
+    pub(crate) keep_alive: bool,
 
     /// Kernel accept queue length when the server binds its own socket (systemd's Backlog= otherwise).
     #[arg(long, env = "APP_BACKLOG", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=65535))]
-    pub backlog: u32,
+    pub(crate) backlog: u32,
 
     /// Largest `cant` accepted by /api/randoms; larger gets 400.
     #[arg(long, env = "APP_RANDOMS_MAX", default_value_t = 1_000_000_000,
           value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64 * 4))]
-    pub randoms_max: u64,
+    pub(crate) randoms_max: u64,
 
     /// /api/randoms computations running at once per process; beyond it the answer is 503 with Retry-After.
     #[arg(long, env = "APP_RANDOMS_CONCURRENCY", default_value_t = 2,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub randoms_concurrency: u16,
+    pub(crate) randoms_concurrency: u16,
 
     /// How long a randoms request waits for a free computation slot before the 503 (0: refuse at
     /// once). Rides out short bursts, such as a proxy's kept-alive connections landing unevenly on
     /// a cluster's workers.
     #[arg(long, env = "APP_RANDOMS_WAIT", default_value = "1s", value_parser = parse_duration_or_zero)]
-    pub randoms_wait: Duration,
+    pub(crate) randoms_wait: Duration,
 
     /// Peers whose X-Forwarded-For is believed, as comma-separated addresses or CIDRs.
     #[arg(long, env = "APP_TRUSTED_PROXIES", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
-    pub trusted_proxies: Vec<IpNet>,
+    pub(crate) trusted_proxies: Vec<IpNet>,
 
     /// Clients that may read /metrics, as comma-separated addresses or CIDRs; others get 403. The client
     /// is the one --trusted-proxies resolve, so a request relayed by nginx with X-Forwarded-For is judged
     /// by its real origin. A client on the very address the instance listens on (this host) always may.
     #[arg(long, env = "APP_METRICS_ALLOW", value_delimiter = ',', default_value = "127.0.0.0/8,::1/128",
           value_parser = parse_net)]
-    pub metrics_allow: Vec<IpNet>,
+    pub(crate) metrics_allow: Vec<IpNet>,
 
     /// Directory of the SQLite todo store (todos.sqlite3), shared by every worker and every instance
     /// on the host [default: $STATE_DIRECTORY under systemd, else ./data].
     #[arg(long, env = "APP_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
 
     /// Redis for chat fan-out across processes, instances and hosts (and todos with --todos-store
     /// redis), e.g. redis://127.0.0.1:6379/0 or unix:///run/redis-app/redis.sock. Without it chat
@@ -175,18 +175,18 @@ pub struct Config {
     /// redis+sentinel://[USER:PASSWORD@]HOST[:26379],HOST[:26379].../MASTER[/DB][?sentinel_password=P]
     /// (the master is asked of the sentinels on every connection: a fail-over needs no restart).
     #[arg(long, env = "APP_REDIS_URL")]
-    pub redis_url: Option<String>,
+    pub(crate) redis_url: Option<String>,
 
     /// A file whose first line is the Redis URL, so its password stays out of the command line, the
     /// environment and world-readable unit files [default: $CREDENTIALS_DIRECTORY/redis-url when
     /// systemd's LoadCredential=redis-url:PATH provides it and --redis-url is not given].
     #[arg(long, env = "APP_REDIS_URL_FILE", value_name = "PATH", conflicts_with = "redis_url")]
-    pub redis_url_file: Option<PathBuf>,
+    pub(crate) redis_url_file: Option<PathBuf>,
 
     /// Where todos live: sqlite (the file in --data-dir: every process on this host) or redis
     /// (--redis-url: every host).
     #[arg(long, env = "APP_TODOS_STORE", value_enum, ignore_case = true, default_value_t = StoreKind::Sqlite)]
-    pub todos_store: StoreKind,
+    pub(crate) todos_store: StoreKind,
 
     /// Redis replicas that must confirm each todo write (Redis WAIT) before it is answered, so a
     /// write acknowledged survives a fail-over that promotes one of them. 0: none (replication runs
@@ -195,91 +195,91 @@ pub struct Config {
     /// same Idempotency-Key for a creation). Needs --todos-store redis.
     #[arg(long, env = "APP_TODOS_WAIT_REPLICAS", default_value_t = 0,
           value_parser = clap::value_parser!(u32).range(0..=16))]
-    pub todos_wait_replicas: u32,
+    pub(crate) todos_wait_replicas: u32,
 
     /// How long a todo write waits for --todos-wait-replicas confirmations: at most 1s, below the 2 s
     /// Redis command timeout.
     #[arg(long, env = "APP_TODOS_WAIT_TIMEOUT", default_value = "500ms", value_parser = parse_wait_timeout)]
-    pub todos_wait_timeout: Duration,
+    pub(crate) todos_wait_timeout: Duration,
 
     /// Largest `limit` of GET /v1/todos (also its default); larger gets 400.
     #[arg(long, env = "APP_TODOS_MAX_LIMIT", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub todos_max_limit: u32,
+    pub(crate) todos_max_limit: u32,
 
     /// Largest body of POST/PATCH /v1/todos in bytes; larger gets 413.
     #[arg(long, env = "APP_TODOS_MAX_BODY_BYTES", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u64).range(64..=1024 * 1024))]
-    pub todos_max_body_bytes: u64,
+    pub(crate) todos_max_body_bytes: u64,
 
     /// How long a todo write waits for another process's write lock on the SQLite file before a 503.
     #[arg(long, env = "APP_SQLITE_BUSY_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub sqlite_busy_timeout: Duration,
+    pub(crate) sqlite_busy_timeout: Duration,
 
     /// How long an `Idempotency-Key` of POST /v1/todos is remembered: a retry within it gets the
     /// first answer again; after it, the same key creates a new todo.
     #[arg(long, env = "APP_IDEMPOTENCY_RETENTION", default_value = "24h",
           value_parser = parse_long_duration)]
-    pub idempotency_retention: Duration,
+    pub(crate) idempotency_retention: Duration,
 
     /// Most `Idempotency-Key`s remembered (per SQLite file or Redis); beyond, the oldest are
     /// forgotten first, before their --idempotency-retention is over. (A key has at most 255
     /// characters; a longer one gets 400.)
     #[arg(long, env = "APP_IDEMPOTENCY_KEYS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    pub idempotency_keys: u32,
+    pub(crate) idempotency_keys: u32,
 
     /// Largest chat message (the JSON frame a client sends) in bytes; larger gets an error frame, over
     /// four times larger closes the socket with 1009.
     #[arg(long, env = "APP_CHAT_MAX_MESSAGE_BYTES", default_value_t = 4096,
           value_parser = clap::value_parser!(u32).range(64..=1024 * 1024))]
-    pub chat_max_message_bytes: u32,
+    pub(crate) chat_max_message_bytes: u32,
 
     /// Chat messages a connection may send per second, on average; beyond, an error frame.
     #[arg(long, env = "APP_CHAT_RATE", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub chat_rate: u32,
+    pub(crate) chat_rate: u32,
 
     /// Chat messages a connection may send at once before --chat-rate applies.
     #[arg(long, env = "APP_CHAT_BURST", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub chat_burst: u32,
+    pub(crate) chat_burst: u32,
 
     /// Messages waiting for one slow chat client; when its queue is full it is disconnected (1008).
     #[arg(long, env = "APP_CHAT_QUEUE", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(1..=65_536))]
-    pub chat_queue: u32,
+    pub(crate) chat_queue: u32,
 
     /// Rooms one Socket.IO socket may be in at once; a `join` beyond gets an error acknowledgement.
     #[arg(long, env = "APP_CHAT_ROOMS_PER_SOCKET", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub chat_rooms_per_socket: u32,
+    pub(crate) chat_rooms_per_socket: u32,
 
     /// Resident memory a serving process may use (e.g. 512M, 1G, bytes; 0: no limit). A cluster worker
     /// over it is replaced as a reload replaces it (the new worker ready first, the old one drained);
     /// a fork-mode process reloads itself as on SIGHUP. Checked every second. The unit's MemoryHigh=
     /// and MemoryMax= are the hard ceiling above it.
     #[arg(long, env = "APP_WORKER_MAX_MEMORY", value_name = "BYTES", default_value = "0", value_parser = parse_bytes)]
-    pub worker_max_memory: u64,
+    pub(crate) worker_max_memory: u64,
 
     /// How long a cluster worker has to report READY=1 after it is started; one that is not ready by
     /// then is killed (a reload waiting for it fails and keeps the old worker). Below the unit's
     /// TimeoutStartSec= (30s), which bounds a whole start or reload: the app, not systemd, then says
     /// which worker was not ready.
     #[arg(long, env = "APP_WORKER_READY_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
-    pub worker_ready_timeout: Duration,
+    pub(crate) worker_ready_timeout: Duration,
 
     /// Ping period of chat sockets: keep it below the proxy's read timeout (proxy_read_timeout, 30s in
     /// nginx/snippets/app-requests.conf), or nginx closes idle sockets. A client silent for two periods is dropped.
     #[arg(long, env = "APP_CHAT_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
-    pub chat_ping_interval: Duration,
+    pub(crate) chat_ping_interval: Duration,
 }
 
 /// The name of the systemd credential (LoadCredential=redis-url:PATH) that holds the Redis URL.
-pub const REDIS_URL_CREDENTIAL: &str = "redis-url";
+pub(crate) const REDIS_URL_CREDENTIAL: &str = "redis-url";
 
 #[derive(Subcommand, Debug, Clone)]
-pub enum Command {
+pub(crate) enum Command {
     /// List the instances on this host like `pm2 list`: port, mode, state, pids, uptime, restarts,
     /// CPU, memory and requests served; from systemd's app@PORT units, or from --ports.
     Status(StatusArgs),
@@ -299,77 +299,77 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 /// `app status`'s flags.
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Ask the instances on these ports (comma-separated) instead of systemd: for instances not run
     /// by systemd (development, pm2-style supervisors, containers without systemd).
     #[arg(long, value_delimiter = ',')]
-    pub ports: Vec<u16>,
+    pub(crate) ports: Vec<u16>,
 
     /// Address of the --ports instances. (Under systemd each instance is asked where its socket
     /// unit's ListenStream= says it listens.)
     #[arg(long = "address", default_value = "127.0.0.1")]
-    pub address: IpAddr,
+    pub(crate) address: IpAddr,
 
     /// The systemd template whose instances are listed (`app` for app@PORT.service).
     #[arg(long, default_value = "app")]
-    pub template: String,
+    pub(crate) template: String,
 
     /// Print JSON (an array of instances) instead of the table; with --watch, one array a line.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Keep redrawing the list, with requests per second, like `pm2 monit` (Ctrl-C ends it).
     #[arg(long)]
-    pub watch: bool,
+    pub(crate) watch: bool,
 
     /// Time between two --watch redraws (e.g. 2, 500ms, 1min).
     #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "watch")]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 
     /// Stop --watch after this many redraws [default: never].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..), requires = "watch")]
-    pub count: Option<u64>,
+    pub(crate) count: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]
 /// `app reload`'s flags.
-pub struct ReloadArgs {
+pub(crate) struct ReloadArgs {
     /// The systemd template whose running instances are reloaded (`app` for app@PORT.service).
     #[arg(long, default_value = "app")]
-    pub template: String,
+    pub(crate) template: String,
 
     /// Reload only this process (SIGHUP) and return once it is ready again, failing if the reload
     /// fails: what the unit's `ExecReload=app reload --pid $MAINPID` runs.
     #[arg(long, value_name = "PID")]
-    pub pid: Option<u32>,
+    pub(crate) pid: Option<u32>,
 
     /// With --pid: the longest wait for the process to be ready again (systemd's TimeoutStartSec=
     /// bounds ExecReload= too).
     #[arg(long, default_value = "5m", value_parser = parse_duration, requires = "pid")]
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Config {
     /// The file `--watch` watches, if it is on: `--watch-path`, else the binary this process re-executes.
-    pub fn watched(&self, exe: &std::path::Path) -> Option<PathBuf> {
+    pub(crate) fn watched(&self, exe: &std::path::Path) -> Option<PathBuf> {
         self.watch.then(|| self.watch_path.clone().unwrap_or_else(|| exe.to_path_buf()))
     }
 
     /// Workers to run in cluster mode: the flag, or one per CPU available to this process.
-    pub fn worker_count(&self) -> u16 {
+    pub(crate) fn worker_count(&self) -> u16 {
         self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map(|n| n.get().min(1024) as u16).unwrap_or(1)
         })
     }
 
     /// --worker-max-memory, when there is one (0: none).
-    pub fn worker_memory_limit(&self) -> Option<u64> {
+    pub(crate) fn worker_memory_limit(&self) -> Option<u64> {
         (self.worker_max_memory > 0).then_some(self.worker_max_memory)
     }
 
     /// The Redis URL: --redis-url, else the first line of --redis-url-file, else the systemd
     /// credential `redis-url` when there is one. Errors name the flag or the file.
-    pub fn resolve_redis_url(&self) -> Result<Option<String>, Invalid> {
+    pub(crate) fn resolve_redis_url(&self) -> Result<Option<String>, Invalid> {
         let from_file = |path: &std::path::Path, what: &str| {
             let text = std::fs::read_to_string(path)
                 .map_err(|error| Invalid(format!("{what} {}: {error}", path.display())))?;
@@ -395,7 +395,7 @@ impl Config {
     }
 
     /// The store's directory: the flag, systemd's StateDirectory= (its first path), or ./data.
-    pub fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             std::env::var_os("STATE_DIRECTORY")
                 .and_then(|dirs| dirs.to_str().and_then(|d| d.split(':').next()).map(PathBuf::from))
@@ -405,17 +405,17 @@ impl Config {
 }
 
 /// The longest duration most flags take: longer is a typo (`5h` for `5s`), not a setting.
-pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(3600);
 
 /// A duration in the forms a unit file's `TimeoutStopSec=` takes, so a value can be copied from
 /// one to the other: bare seconds (`10`, `1.5`), or numbers with units as systemd and humantime
 /// write them (`500ms`, `1.5s`, `1min`, `2m`, `1min 30s`, `1h`). More than zero, at most 1h.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     nonzero(parse_duration_or_zero(text)?)
 }
 
 /// As [`parse_duration`], zero allowed (`0`: do not wait).
-pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let duration = parse_duration_text(text)?;
     if duration > MAX_DURATION {
         return Err(format!("`{}` is longer than the limit of 1h", text.trim()));
@@ -425,7 +425,7 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
 
 /// A long duration (a retention): the same forms, with no upper limit (`24h`, `7days`).
 /// The longest --todos-wait-timeout: a WAIT's answer must come within the Redis command timeout.
-pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
 
 fn parse_wait_timeout(text: &str) -> Result<Duration, String> {
     let wait = parse_duration(text)?;
@@ -460,7 +460,7 @@ fn nonzero(duration: Duration) -> Result<Duration, String> {
 
 /// A size in bytes as systemd's MemoryMax= and pm2's max_memory_restart write it: `1048576`, `512K`,
 /// `300M`, `1G` (powers of 1024; a trailing `B` or `iB` is allowed).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let bad = || format!("`{text}` is not a size such as 1048576, 512K, 300M or 1G");
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -482,7 +482,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
 /// for --max-connections): reported like clap's own errors, with exit status 2, so that systemd's
 /// RestartPreventExitStatus=2 does not restart a process that would only fail again.
 #[derive(Debug)]
-pub struct Invalid(pub String);
+pub(crate) struct Invalid(pub String);
 
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

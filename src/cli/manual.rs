@@ -9,13 +9,13 @@ use clap::CommandFactory;
 
 use crate::config::Config;
 
-pub fn completions(shell: clap_complete::Shell) -> ExitCode {
+pub(crate) fn completions(shell: clap_complete::Shell) -> ExitCode {
     let mut command = Config::command();
     clap_complete::generate(shell, &mut command, "app", &mut std::io::stdout());
     ExitCode::SUCCESS
 }
 
-pub fn man() -> ExitCode {
+pub(crate) fn man() -> ExitCode {
     let mut page = Vec::new();
     if let Err(error) = clap_mangen::Man::new(Config::command()).render(&mut page) {
         eprintln!("app man: {error}");

@@ -2,7 +2,7 @@
 //! `app completions` and `app man`. Each is a short-lived process that reads the system (systemd,
 //! /proc, an instance's `/metrics`) and prints; none of them serves.
 
-pub mod color;
-pub mod manual;
-pub mod reload;
+pub(crate) mod color;
+pub(crate) mod manual;
+pub(crate) mod reload;
 pub mod status;

@@ -3,4 +3,4 @@
 
 pub mod chat;
 pub mod randoms;
-pub mod todos;
+pub(crate) mod todos;

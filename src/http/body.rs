@@ -25,9 +25,9 @@ use crate::http::error::HttpError;
 /// How long a request body may take: `timeout`, plus a second per `min_rate` bytes received
 /// (`min_rate` 0: no extension, the body must be in within `timeout`).
 #[derive(Debug, Clone, Copy)]
-pub struct BodyDeadline {
-    pub timeout: Duration,
-    pub min_rate: u64,
+pub(crate) struct BodyDeadline {
+    pub(crate) timeout: Duration,
+    pub(crate) min_rate: u64,
 }
 
 impl BodyDeadline {
@@ -42,7 +42,7 @@ impl BodyDeadline {
 }
 
 /// A request's body with its deadline; the timer starts when the head has been read.
-pub struct RequestBody {
+pub(crate) struct RequestBody {
     inner: Incoming,
     limits: BodyDeadline,
     started: Instant,
@@ -58,17 +58,17 @@ pub struct RequestBody {
     "the request body was too slow: {received} bytes had arrived when its {allowed:?} ran out \
      (--body-timeout, plus one second per --body-min-rate bytes)"
 )]
-pub struct BodyTimedOut {
-    pub received: u64,
-    pub allowed: Duration,
+pub(crate) struct BodyTimedOut {
+    pub(crate) received: u64,
+    pub(crate) allowed: Duration,
 }
 
 /// What a boxed body error is; hyper's and `Limited`'s are this.
-pub type BoxError = Box<dyn Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn Error + Send + Sync>;
 
 /// The request bodies a handler takes: [`RequestBody`] when serving, `Full<Bytes>` (or any other
 /// body of bytes) when a test calls the router or a handler directly.
-pub trait HandlerBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
+pub(crate) trait HandlerBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static {}
 
 impl<B> HandlerBody for B
 where
@@ -79,7 +79,10 @@ where
 
 /// The whole body of `req`, or why it is refused: 413 when it is (or says it is) longer than
 /// `limit` bytes, 408 when it missed its deadline, 400 when it broke off.
-pub async fn collect_limited<B: HandlerBody>(req: hyper::Request<B>, limit: u64) -> Result<Bytes, HttpError> {
+pub(crate) async fn collect_limited<B: HandlerBody>(
+    req: hyper::Request<B>,
+    limit: u64,
+) -> Result<Bytes, HttpError> {
     use http_body_util::{BodyExt, LengthLimitError, Limited};
     let declared =
         req.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
@@ -97,7 +100,7 @@ pub async fn collect_limited<B: HandlerBody>(req: hyper::Request<B>, limit: u64)
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limits: BodyDeadline) -> RequestBody {
+    pub(crate) fn new(inner: Incoming, limits: BodyDeadline) -> RequestBody {
         RequestBody { inner, limits, started: Instant::now(), received: 0, timer: None }
     }
 

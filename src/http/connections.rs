@@ -36,7 +36,7 @@ retry-after: 1\r\nconnection: close\r\ncontent-length: 60\r\n\r\n\
 /// request already received (or owed by a connection accepted before the stop) is answered, idle
 /// keep-alive connections are closed. Returns how many connections were still open when
 /// `--drain-timeout` ran out (they are cut when the caller exits or execs).
-pub async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Receiver<bool>) -> usize {
+pub(crate) async fn serve(listener: TcpListener, app: Arc<AppState>, stop: watch::Receiver<bool>) -> usize {
     let max_connections = app.config.max_connections;
     let open = Arc::new(Semaphore::new(max_connections as usize));
     let refusals = Arc::new(Semaphore::new(REFUSAL_SLOTS));

@@ -16,18 +16,18 @@ use crate::http::state::AppState;
 use crate::infra::slot::ConnectionSlot;
 
 /// The request's context: what every handler may use besides the request itself.
-pub struct Ctx {
-    pub app: Arc<AppState>,
-    pub connection: Connection,
+pub(crate) struct Ctx {
+    pub(crate) app: Arc<AppState>,
+    pub(crate) connection: Connection,
     /// The client's address: the peer's own, or whom a trusted proxy's X-Forwarded-For names
     /// ([`AppState::client_ip`]).
-    pub client: IpAddr,
+    pub(crate) client: IpAddr,
     /// The query, decoded (a query that does not decode is answered 400 before any handler).
-    pub query: Query,
+    pub(crate) query: Query,
 }
 
 impl Ctx {
-    pub fn new(app: Arc<AppState>, connection: Connection, headers: &HeaderMap, query: Query) -> Ctx {
+    pub(crate) fn new(app: Arc<AppState>, connection: Connection, headers: &HeaderMap, query: Query) -> Ctx {
         let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
         let client = app.client_ip(connection.peer.ip(), forwarded_for);
         Ctx { app, connection, client, query }
@@ -37,26 +37,26 @@ impl Ctx {
 /// What the connection a request came on gives each of its requests: who is at either end, and
 /// what a handler that takes the connection over (a WebSocket upgrade) must watch and hold.
 #[derive(Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The other end; for a request another worker passed on over its unix socket, the
     /// unspecified address (the client's own is known only to that worker).
-    pub peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// The address the connection was accepted on: a client connecting from that same address is
     /// this host itself (`app status` on an instance moved off loopback). `None` when forwarded.
-    pub local: Option<SocketAddr>,
+    pub(crate) local: Option<SocketAddr>,
     /// Turns true when the process stops: an upgraded socket closes itself then.
-    pub stop: watch::Receiver<bool>,
+    pub(crate) stop: watch::Receiver<bool>,
     /// The connection's slot: given back once the last holder (hyper's service, an upgraded
     /// socket's task) is gone. So the connection's own task, sized for hyper's HTTP state
     /// (1.4 KiB), ends as soon as hyper hands an upgraded connection over instead of waiting as
     /// long as the WebSocket lives. With the control queue of src/chat/socket.rs, an idle chat
     /// socket went from 16.5 KiB to 10.4 KiB (`cargo bench --bench capacity -- idle ws`).
-    pub open: ConnectionSlot,
+    pub(crate) open: ConnectionSlot,
 }
 
 impl Connection {
     /// A request another worker of the cluster passed on (see routes/forward.rs).
-    pub fn forwarded(stop: watch::Receiver<bool>) -> Connection {
+    pub(crate) fn forwarded(stop: watch::Receiver<bool>) -> Connection {
         let peer = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         Connection { peer, local: None, stop, open: ConnectionSlot::counted_elsewhere() }
     }

@@ -13,7 +13,7 @@ use crate::http::query::QueryError;
 use crate::http::response::{json, Response};
 
 #[derive(Debug, thiserror::Error)]
-pub enum HttpError {
+pub(crate) enum HttpError {
     /// The request is malformed or names something that does not exist in the way it says
     /// (its Host, a header, a parameter, a body that broke off): 400.
     #[error("{0}")]
@@ -63,7 +63,7 @@ pub enum HttpError {
 }
 
 impl HttpError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             HttpError::BadRequest(_) | HttpError::Query(_) => StatusCode::BAD_REQUEST,
             HttpError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -82,7 +82,7 @@ impl HttpError {
     }
 
     /// The answer: the status, `{"error": "<the message>"}`, and the headers the case needs.
-    pub fn into_response(self) -> Response {
+    pub(crate) fn into_response(self) -> Response {
         let mut response = json(self.status(), serde_json::json!({ "error": self.to_string() }).to_string());
         let headers = response.headers_mut();
         match self {
@@ -130,12 +130,12 @@ impl From<todos::Error> for HttpError {
 }
 
 /// The chat refused what the client asked (a bad room or user name, a Socket.IO packet it cannot read).
-pub fn chat_refused(problem: impl std::fmt::Display) -> HttpError {
+pub(crate) fn chat_refused(problem: impl std::fmt::Display) -> HttpError {
     HttpError::BadRequest(problem.to_string())
 }
 
 /// This process cannot serve: what `/healthz` answers when the todo store does not.
-pub fn unhealthy(problem: String) -> HttpError {
+pub(crate) fn unhealthy(problem: String) -> HttpError {
     HttpError::Unavailable(problem)
 }
 

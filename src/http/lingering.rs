@@ -27,7 +27,7 @@ const LINGER: Duration = Duration::from_secs(2);
 /// connection closed by a drain need not wait the whole `LINGER` for a client that ignores FINs.
 const QUIET: Duration = Duration::from_millis(500);
 
-pub struct LingeringClose {
+pub(crate) struct LingeringClose {
     stream: TcpStream,
     /// Set once the FIN is sent: until when the client may still be sending.
     lingering: Option<Linger>,
@@ -52,7 +52,7 @@ impl Linger {
 }
 
 impl LingeringClose {
-    pub fn new(stream: TcpStream) -> LingeringClose {
+    pub(crate) fn new(stream: TcpStream) -> LingeringClose {
         LingeringClose { stream, lingering: None }
     }
 }

@@ -3,14 +3,14 @@
 //! request brings them (`context`, `query`), how they answer (`response`, `error`) and the routes.
 //! It turns HTTP into calls on `domain` and back.
 
-pub mod body;
-pub mod connections;
-pub mod context;
-pub mod error;
-pub mod lingering;
-pub mod query;
-pub mod response;
-pub mod routes;
+pub(crate) mod body;
+pub(crate) mod connections;
+pub(crate) mod context;
+pub(crate) mod error;
+pub(crate) mod lingering;
+pub(crate) mod query;
+pub(crate) mod response;
+pub(crate) mod routes;
 pub mod state;
 
 #[cfg(test)]

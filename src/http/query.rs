@@ -14,12 +14,12 @@ use percent_encoding::percent_decode;
 
 /// The decoded pairs, in order.
 #[derive(Debug, Default)]
-pub struct Query(Vec<(String, String)>);
+pub(crate) struct Query(Vec<(String, String)>);
 
 impl Query {
     /// Every pair of `raw` decoded, or the first parameter that does not decode.
     /// An incomplete escape (`%2`) stays as written, as browsers and `url` leave it.
-    pub fn parse(raw: Option<&str>) -> Result<Query, QueryError> {
+    pub(crate) fn parse(raw: Option<&str>) -> Result<Query, QueryError> {
         let pairs = raw.unwrap_or("").split('&').filter(|pair| !pair.is_empty());
         let decoded = pairs.map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -32,14 +32,14 @@ impl Query {
     }
 
     /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
     }
 }
 
 /// A parameter that is not percent-encoded UTF-8, as written in the request.
 #[derive(Debug, thiserror::Error)]
-pub enum QueryError {
+pub(crate) enum QueryError {
     #[error("the query parameter name `{0}` is not percent-encoded UTF-8")]
     Name(String),
     #[error("the query parameter `{name}` is not percent-encoded UTF-8: `{value}`")]

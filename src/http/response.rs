@@ -8,16 +8,16 @@ use hyper::StatusCode;
 
 use crate::http::error::HttpError;
 
-pub type Body = Full<Bytes>;
-pub type Response = hyper::Response<Body>;
+pub(crate) type Body = Full<Bytes>;
+pub(crate) type Response = hyper::Response<Body>;
 /// What every handler returns: its answer, or why it refused (answered by `http::error`).
-pub type Answer = Result<Response, HttpError>;
+pub(crate) type Answer = Result<Response, HttpError>;
 
-pub fn json(status: StatusCode, body: String) -> Response {
+pub(crate) fn json(status: StatusCode, body: String) -> Response {
     with_type(status, "application/json", body)
 }
 
-pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response {
+pub(crate) fn with_type(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -25,7 +25,7 @@ pub fn with_type(status: StatusCode, content_type: &'static str, body: String) -
 }
 
 /// An answer with no body (204).
-pub fn empty(status: StatusCode) -> Response {
+pub(crate) fn empty(status: StatusCode) -> Response {
     let mut response = hyper::Response::new(Body::default());
     *response.status_mut() = status;
     response

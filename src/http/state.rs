@@ -21,23 +21,23 @@ const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Where this serving process stands in the deployment.
 #[derive(Debug, Clone)]
-pub struct Placement {
-    pub mode: Mode,
+pub(crate) struct Placement {
+    pub(crate) mode: Mode,
     /// Index among the cluster's workers; `None` in fork mode.
-    pub worker: Option<u16>,
+    pub(crate) worker: Option<u16>,
     /// Processes serving this socket: 1 in fork mode.
-    pub workers: u16,
-    pub instance: Option<String>,
-    pub local_addr: SocketAddr,
-    pub listener_source: Source,
+    pub(crate) workers: u16,
+    pub(crate) instance: Option<String>,
+    pub(crate) local_addr: SocketAddr,
+    pub(crate) listener_source: Source,
     /// A cluster worker's primary's private directory, where the workers take each other's
     /// forwarded Socket.IO requests; `None` in fork mode.
-    pub primary_runtime_dir: Option<PathBuf>,
+    pub(crate) primary_runtime_dir: Option<PathBuf>,
 }
 
 /// Where this process's listening socket came from (`process::listener` takes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     /// Passed in with `LISTEN_FDS` (systemd, systemfd, systemd-socket-activate, our cluster primary,
     /// or this process before it re-executed itself).
     Inherited,
@@ -55,21 +55,21 @@ impl fmt::Display for Source {
 }
 
 pub struct AppState {
-    pub config: Config,
-    pub placement: Placement,
-    pub started: Instant,
+    pub(crate) config: Config,
+    pub(crate) placement: Placement,
+    pub(crate) started: Instant,
     /// One permit per /api/randoms computation allowed to run at once.
-    pub randoms_slots: Arc<Semaphore>,
+    pub(crate) randoms_slots: Arc<Semaphore>,
     /// This process's counters (in cluster mode, its block of the instance's shared ones).
-    pub metrics: Metrics,
-    pub todos: Arc<dyn TodoStore>,
-    pub chat: Arc<Hub>,
+    pub(crate) metrics: Metrics,
+    pub(crate) todos: Arc<dyn TodoStore>,
+    pub(crate) chat: Arc<Hub>,
 }
 
 impl AppState {
     /// Opens the todo store and starts the chat relay; must run inside the serving runtime.
     /// `metrics` counts for this process; `bus` is a cluster worker's end of its primary's chat bus.
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         placement: Placement,
         metrics: Metrics,
@@ -98,19 +98,19 @@ impl AppState {
     }
 
     /// Whether this process can serve: what `/healthz` answers. It asks the todo store.
-    pub async fn health(&self) -> Result<(), String> {
+    pub(crate) async fn health(&self) -> Result<(), String> {
         within_timeout(self.todos.check()).await
     }
 
     /// Whether this process should keep running: what the watchdog pings on. Only local parts count,
     /// since restarting cannot bring back a Redis that is away.
-    pub async fn liveness(&self) -> Result<(), String> {
+    pub(crate) async fn liveness(&self) -> Result<(), String> {
         within_timeout(self.todos.check_local()).await
     }
 
     /// The client's address: the peer's own, or the nearest untrusted hop of `X-Forwarded-For` when
     /// the peer is a trusted proxy (so a client cannot forge its address by sending the header).
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    pub(crate) fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
         let trusted = |ip: &IpAddr| self.config.trusted_proxies.iter().any(|net| net.contains(ip));
         if !trusted(&peer) {
             return peer;

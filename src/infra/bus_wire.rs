@@ -18,13 +18,13 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 /// Largest frame (room and chat frame together): the largest chat message the flags allow
 /// (`--chat-max-message-bytes` is at most 1 MiB) with its room, sender and timestamp fit, with room
 /// to spare; anything longer is a bug or corruption.
-pub const MAX_FRAME_BYTES: usize = 1024 * 1024 + 4096;
+pub(crate) const MAX_FRAME_BYTES: usize = 1024 * 1024 + 4096;
 /// The length prefix.
 const HEADER_BYTES: usize = 4;
 
 /// A frame that breaks the format: the stream can no longer be trusted to be in step.
 #[derive(Debug, PartialEq, Eq)]
-pub enum WireError {
+pub(crate) enum WireError {
     TooBig(usize),
     Malformed(&'static str),
 }
@@ -41,7 +41,7 @@ impl std::fmt::Display for WireError {
 }
 
 /// One frame ready to write: `room` and `frame` behind their length prefix.
-pub fn encode(room: &str, frame: &str) -> Result<Bytes, WireError> {
+pub(crate) fn encode(room: &str, frame: &str) -> Result<Bytes, WireError> {
     let room_bytes =
         u8::try_from(room.len()).map_err(|_| WireError::Malformed("room name over 255 bytes"))?;
     if room.is_empty() {
@@ -62,26 +62,26 @@ pub fn encode(room: &str, frame: &str) -> Result<Bytes, WireError> {
 /// A decoded frame: where its room and chat frame are within `bytes` (the whole encoded frame, so
 /// the primary can pass it on as it came, without copying).
 #[derive(Debug)]
-pub struct Frame {
-    pub bytes: Bytes,
+pub(crate) struct Frame {
+    pub(crate) bytes: Bytes,
     room_end: usize,
 }
 
 impl Frame {
-    pub fn room(&self) -> &str {
+    pub(crate) fn room(&self) -> &str {
         // Checked when decoded.
         std::str::from_utf8(&self.bytes[HEADER_BYTES + 1..self.room_end]).unwrap_or_default()
     }
 
     /// The chat frame, sharing this frame's memory.
-    pub fn frame(&self) -> Bytes {
+    pub(crate) fn frame(&self) -> Bytes {
         self.bytes.slice(self.room_end..)
     }
 }
 
 /// Takes the next whole frame off the front of `buffer`: `Ok(None)` when more bytes are needed.
 /// After `Err` the stream is out of step and must be closed.
-pub fn decode(buffer: &mut BytesMut) -> Result<Option<Frame>, WireError> {
+pub(crate) fn decode(buffer: &mut BytesMut) -> Result<Option<Frame>, WireError> {
     if buffer.len() < HEADER_BYTES {
         return Ok(None);
     }

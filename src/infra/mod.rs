@@ -2,9 +2,9 @@
 //! processes), the link to Redis, the cluster chat bus's framing, a connection's slot, and what
 //! /proc says about a process.
 
-pub mod bus_wire;
-pub mod clock;
-pub mod metrics;
+pub(crate) mod bus_wire;
+pub(crate) mod clock;
+pub(crate) mod metrics;
 pub mod procfs;
-pub mod redis;
-pub mod slot;
+pub(crate) mod redis;
+pub(crate) mod slot;

@@ -23,7 +23,7 @@ pub fn cpu_ticks(pid: u32) -> Option<u64> {
 
 /// Processor time of the process's children that have been waited for (cutime + cstime, fields 16
 /// and 17), in ticks: a cluster primary keeps its dead workers' time there.
-pub fn reaped_children_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn reaped_children_ticks(pid: u32) -> Option<u64> {
     let fields = stat_fields(pid)?;
     Some(fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?)
 }
@@ -34,12 +34,12 @@ pub fn ticks_to_seconds(ticks: u64) -> f64 {
 }
 
 /// Open file descriptors (entries of /proc/PID/fd; readable for processes of the same user).
-pub fn open_fds(pid: u32) -> Option<u64> {
+pub(crate) fn open_fds(pid: u32) -> Option<u64> {
     Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
 /// When the process started, in seconds since the Unix epoch (boot time plus field 22 of stat).
-pub fn start_time_unix(pid: u32) -> Option<f64> {
+pub(crate) fn start_time_unix(pid: u32) -> Option<f64> {
     let started = stat_fields(pid)?.get(19)?.parse::<f64>().ok()? / ticks_per_second();
     Some(boot_time_unix() + started)
 }
@@ -58,7 +58,7 @@ fn boot_time_unix() -> f64 {
 
 /// The memory limit of this process's cgroup (systemd's `MemoryMax=`), if it has one: cgroup v2's
 /// `memory.max`, or v1's `memory.limit_in_bytes` (where "no limit" reads as a huge number).
-pub fn memory_limit_bytes() -> Option<u64> {
+pub(crate) fn memory_limit_bytes() -> Option<u64> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let path = |controllers: &str| {
         cgroups.lines().find_map(|line| {
@@ -82,7 +82,7 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
 
 /// This process's resident memory with one system call: /proc/self/statm is opened once and read
 /// again from offset 0, which makes procfs write it anew (/info reports it on every request).
-pub fn own_rss_bytes() -> Option<u64> {
+pub(crate) fn own_rss_bytes() -> Option<u64> {
     use std::os::unix::fs::FileExt;
     static STATM: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
     let file = STATM.get_or_init(|| std::fs::File::open("/proc/self/statm").ok()).as_ref()?;
@@ -100,7 +100,7 @@ fn statm_rss(statm: &str) -> Option<u64> {
 }
 
 /// How long ago the process started (field 22 of stat, in ticks since boot, against /proc/uptime).
-pub fn age(pid: u32) -> Option<Duration> {
+pub(crate) fn age(pid: u32) -> Option<Duration> {
     let started = stat_fields(pid)?.get(19)?.parse::<f64>().ok()? / ticks_per_second();
     let uptime: f64 =
         std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
@@ -120,7 +120,7 @@ pub fn children(pid: u32) -> Vec<u32> {
 
 /// Processor use of each group of pids as a percentage of one CPU (pm2's `cpu`), measured over
 /// `window` for all groups at once.
-pub fn cpu_percent(groups: &[Vec<u32>], window: Duration) -> Vec<f64> {
+pub(crate) fn cpu_percent(groups: &[Vec<u32>], window: Duration) -> Vec<f64> {
     let total = |pids: &Vec<u32>| pids.iter().filter_map(|&pid| cpu_ticks(pid)).sum::<u64>();
     let before: Vec<u64> = groups.iter().map(total).collect();
     std::thread::sleep(window);

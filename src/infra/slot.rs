@@ -8,7 +8,7 @@ use tokio::sync::OwnedSemaphorePermit;
 /// A connection's place under `--max-connections`, shared by everyone serving it; the place is
 /// given back when the last clone is dropped.
 #[derive(Clone)]
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     /// Held only to be dropped: the semaphore gets the place back then.
     _permit: Option<Arc<OwnedSemaphorePermit>>,
 }
@@ -20,7 +20,7 @@ impl ConnectionSlot {
 
     /// For a Socket.IO request another worker of the cluster passed on: the client's own
     /// connection is counted (and drained) in the worker that accepted it.
-    pub fn counted_elsewhere() -> ConnectionSlot {
+    pub(crate) fn counted_elsewhere() -> ConnectionSlot {
         ConnectionSlot { _permit: None }
     }
 }

@@ -34,7 +34,7 @@ fn write(state: &str) {
 
 /// Called when a main process starts: how long it should wait first, from how the process before
 /// it ended. Records this start.
-pub fn before_start() -> Duration {
+pub(crate) fn before_start() -> Duration {
     let Some(path) = record_path() else { return Duration::ZERO };
     let before = std::fs::read_to_string(&path).unwrap_or_default();
     let failed: u32 =
@@ -46,15 +46,15 @@ pub fn before_start() -> Duration {
 /// Delays that double from `first` up to `max`: the one formula for every back-off, the service's
 /// restarts here and a cluster slot's worker respawns (`cluster::machine`), each with its numbers.
 #[derive(Debug, Clone, Copy)]
-pub struct Doubling {
-    pub first: Duration,
-    pub max: Duration,
+pub(crate) struct Doubling {
+    pub(crate) first: Duration,
+    pub(crate) max: Duration,
 }
 
 impl Doubling {
     /// The wait before a start that follows `failures` failures in a row: none after none, then
     /// `first`, twice that, and so on, never more than `max`.
-    pub fn after(&self, failures: u32) -> Duration {
+    pub(crate) fn after(&self, failures: u32) -> Duration {
         match failures {
             0 => Duration::ZERO,
             n => self.first.saturating_mul(1 << (n - 1).min(16)).min(self.max),
@@ -63,25 +63,25 @@ impl Doubling {
 }
 
 /// The wait before a start that follows `failed` failed starts in a row.
-pub fn delay_after(failed: u32) -> Duration {
+pub(crate) fn delay_after(failed: u32) -> Duration {
     RESTARTS.after(failed)
 }
 
 /// The process ended in order (drained and exited, or re-executes itself now).
-pub fn ended_cleanly() {
+pub(crate) fn ended_cleanly() {
     write("clean");
 }
 
 /// Records the process as healthy once it has lived [`STABLE_AFTER`] (a crash from then on is a
 /// first one); spawn it on the main process's runtime.
-pub async fn record_stable_later() {
+pub(crate) async fn record_stable_later() {
     tokio::time::sleep(STABLE_AFTER).await;
     write("running 0");
 }
 
 /// Waits `delay` before the start, telling the service manager why and pinging its watchdog
 /// meanwhile (a wait is not a hang).
-pub fn wait(delay: Duration) {
+pub(crate) fn wait(delay: Duration) {
     if delay.is_zero() {
         return;
     }

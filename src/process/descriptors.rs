@@ -15,7 +15,7 @@ const RESERVE: u64 = 256;
 /// Why the process cannot have the descriptors it needs. A configuration error for the command
 /// line (exit status 2, see [`Invalid`]): starting again would not help.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read RLIMIT_NOFILE: {0}")]
     Read(std::io::Error),
     #[error(
@@ -36,7 +36,7 @@ impl From<Error> for Invalid {
 }
 
 /// The soft limit this process runs with once raised.
-pub fn ensure_for(config: &Config) -> Result<u64, Error> {
+pub(crate) fn ensure_for(config: &Config) -> Result<u64, Error> {
     let max_connections = config.max_connections;
     let needed = u64::from(max_connections) + RESERVE;
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };

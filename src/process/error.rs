@@ -7,7 +7,7 @@ use std::io;
 use crate::process::listener;
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// No listening socket: neither an inherited one nor `--host:--port`.
     #[error(transparent)]
     Listener(#[from] listener::Error),

@@ -22,25 +22,25 @@ use crate::process::cluster::{bus, NOTIFY_DIR_PREFIX, WORKER_INDEX_ENV};
 /// What this process was handed at start-up. Outside a cluster (fork mode, a cluster's primary)
 /// every field is normally empty.
 #[derive(Debug, Default)]
-pub struct Inherited {
+pub(crate) struct Inherited {
     /// This process's index among its primary's workers: set only in a cluster worker, and what
     /// makes the process one.
-    pub worker: Option<u16>,
+    pub(crate) worker: Option<u16>,
     /// The block of the instance's shared metrics file leased to this worker; without one the
     /// process counts privately.
-    pub metrics: Option<Share>,
+    pub(crate) metrics: Option<Share>,
     /// This worker's end of its primary's chat bus (cluster mode without `--redis-url`), owned from
     /// start-up on and close-on-exec, so nothing this process starts gets it.
-    pub bus: Option<OwnedFd>,
+    pub(crate) bus: Option<OwnedFd>,
     /// The primary's private directory (`app-primary-<pid>` in the runtime directory), where the
     /// workers' notify sockets and their sockets for forwarded Socket.IO requests live.
-    pub primary_runtime_dir: Option<PathBuf>,
+    pub(crate) primary_runtime_dir: Option<PathBuf>,
 }
 
 impl Inherited {
     /// Reads what the environment hands this process. Call once, before any thread starts: the bus
     /// descriptor it takes over must have no other owner.
-    pub fn read() -> Inherited {
+    pub(crate) fn read() -> Inherited {
         let var = |name: &str| std::env::var(name).ok();
         let worker = var(WORKER_INDEX_ENV).and_then(|index| index.parse().ok());
         let metrics = match (std::env::var_os(metrics::FILE_ENV), var(metrics::BLOCK_ENV)) {

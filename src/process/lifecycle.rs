@@ -40,7 +40,7 @@ enum Ending {
 type Server = JoinHandle<usize>;
 
 /// Runs a serving process; `inherited.worker` is its index when a cluster primary started it.
-pub fn run(config: Config, inherited: Inherited, exe: &Path) -> Result<(), Error> {
+pub(crate) fn run(config: Config, inherited: Inherited, exe: &Path) -> Result<(), Error> {
     let Inherited { worker, metrics, bus, primary_runtime_dir } = inherited;
     if worker.is_some() {
         orphan::arm_hard_deadline().map_err(Error::HardDeadline)?;
@@ -95,7 +95,7 @@ fn keep_for_reexec(
     })
 }
 
-pub fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn build_runtime(threads: u16, blocking: u16) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = if threads == 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

@@ -12,11 +12,11 @@ use crate::config::Config;
 use crate::http::state::Source;
 
 /// The fd a handed-over socket lives at, by the `sd_listen_fds` convention.
-pub const INHERITED_FD: RawFd = 3;
+pub(crate) const INHERITED_FD: RawFd = 3;
 
 /// Why no listening socket could be had.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// `--host:--port` could not be bound (in use, or a privileged port).
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
@@ -28,16 +28,16 @@ pub enum Error {
     Socket(#[from] io::Error),
 }
 
-pub struct Acquired {
-    pub listener: TcpListener,
-    pub source: Source,
-    pub local_addr: SocketAddr,
+pub(crate) struct Acquired {
+    pub(crate) listener: TcpListener,
+    pub(crate) source: Source,
+    pub(crate) local_addr: SocketAddr,
 }
 
 /// Takes the socket handed over in `LISTEN_FDS` if there is one, otherwise binds `--host:--port`.
 /// The result is non-blocking: a socket from systemd is blocking unless the unit says
 /// `NonBlocking=true`, and tokio cannot drive a blocking one.
-pub fn acquire(config: &Config) -> Result<Acquired, Error> {
+pub(crate) fn acquire(config: &Config) -> Result<Acquired, Error> {
     let mut fds = ListenFd::from_env();
     let (listener, source) = if fds.len() > 0 {
         if fds.len() > 1 {

@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::process::systemd;
 
-pub fn init() {
+pub(crate) fn init() {
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     if systemd::stderr_is_journal() {
         match tracing_journald::layer() {
@@ -29,7 +29,7 @@ pub fn init() {
 /// conventions clap follows too (so `--help`, errors, logs and `app status` agree): `NO_COLOR` set
 /// to anything non-empty turns colours off (https://no-color.org), `CLICOLOR_FORCE` turns them on
 /// without a terminal, otherwise a terminal gets colours and a pipe or a file does not.
-pub fn colours_wanted(is_terminal: bool) -> bool {
+pub(crate) fn colours_wanted(is_terminal: bool) -> bool {
     // no-color.org: any non-empty value, "0" included; CLICOLOR_FORCE: any value but "0".
     if std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty()) {
         return false;

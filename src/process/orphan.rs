@@ -23,9 +23,9 @@ use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 
 /// The signal the kernel sends a worker when its primary dies.
-pub const PARENT_DEATH_SIGNAL: libc::c_int = libc::SIGUSR2;
+pub(crate) const PARENT_DEATH_SIGNAL: libc::c_int = libc::SIGUSR2;
 /// What an orphaned worker's requests in flight get before it exits (under the 1 s alarm).
-pub const GRACE: Duration = Duration::from_millis(500);
+pub(crate) const GRACE: Duration = Duration::from_millis(500);
 const HARD_DEADLINE_SECS: libc::c_uint = 1;
 
 extern "C" fn on_parent_death(_: libc::c_int) {
@@ -35,7 +35,7 @@ extern "C" fn on_parent_death(_: libc::c_int) {
 
 /// Makes PARENT_DEATH_SIGNAL arm the hard deadline. Until this runs the signal's default action
 /// (terminate) applies, which is just as right for an orphan.
-pub fn arm_hard_deadline() -> io::Result<()> {
+pub(crate) fn arm_hard_deadline() -> io::Result<()> {
     // SAFETY: a zeroed sigaction with a handler that only calls alarm; installed before any thread.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
@@ -50,11 +50,11 @@ pub fn arm_hard_deadline() -> io::Result<()> {
 }
 
 /// The primary this worker was started by.
-pub struct Primary(AsyncFd<OwnedFd>);
+pub(crate) struct Primary(AsyncFd<OwnedFd>);
 
 impl Primary {
     /// Watches the parent process; an error if it is already gone. Must run inside the runtime.
-    pub fn watch() -> io::Result<Primary> {
+    pub(crate) fn watch() -> io::Result<Primary> {
         // SAFETY: getppid and pidfd_open have no memory-safety preconditions.
         let parent = unsafe { libc::getppid() };
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, parent, 0) };
@@ -73,7 +73,7 @@ impl Primary {
     }
 
     /// Resolves once the primary has exited.
-    pub async fn exited(&self) {
+    pub(crate) async fn exited(&self) {
         let _ = self.0.readable().await;
     }
 }
@@ -81,6 +81,6 @@ impl Primary {
 /// Removes the primary's private directory `dir` (this worker's NOTIFY_SOCKET is in it), which a
 /// primary killed with SIGKILL could not remove itself. `dir` is only ever one named as the primary
 /// names it (see `crate::process::inherited`).
-pub fn remove_primary_dir(dir: &Path) {
+pub(crate) fn remove_primary_dir(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -11,16 +11,16 @@ use sd_notify::NotifyState;
 use crate::process::systemd;
 
 /// The extra line of a READY=1 that ends a failed reload (systemd ignores `X_` variables).
-pub const RESULT_PREFIX: &str = "X_APP_RELOAD=";
+pub(crate) const RESULT_PREFIX: &str = "X_APP_RELOAD=";
 
 /// Where the waiter for process `pid` listens: a directory of the unit's own (PrivateTmp= or
 /// RuntimeDirectory=), shared by ExecStart= and ExecReload=.
-pub fn socket_path(pid: u32) -> PathBuf {
+pub(crate) fn socket_path(pid: u32) -> PathBuf {
     systemd::runtime_dir().join(format!("app-reload-{pid}.sock"))
 }
 
 /// Sends `states` to this process's reload waiter, if one listens (nothing happens otherwise).
-pub fn tell(states: &[NotifyState]) {
+pub(crate) fn tell(states: &[NotifyState]) {
     let path = socket_path(std::process::id());
     if !path.exists() {
         return;

@@ -8,14 +8,14 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// One of the signals [`Signals`] waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Received {
+pub(crate) enum Received {
     Terminate,
     Interrupt,
     Hangup,
 }
 
 /// The installed handlers.
-pub struct Signals {
+pub(crate) struct Signals {
     terminate: Signal,
     interrupt: Signal,
     hangup: Signal,
@@ -23,7 +23,7 @@ pub struct Signals {
 
 impl Signals {
     /// Installs the handlers; must run inside the runtime.
-    pub fn install() -> io::Result<Signals> {
+    pub(crate) fn install() -> io::Result<Signals> {
         Ok(Signals {
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
@@ -33,7 +33,7 @@ impl Signals {
 
     /// The next signal that arrives. Cancel-safe: a signal that arrives while this is not awaited is
     /// kept for the next call.
-    pub async fn recv(&mut self) -> Received {
+    pub(crate) async fn recv(&mut self) -> Received {
         tokio::select! {
             _ = self.terminate.recv() => Received::Terminate,
             _ = self.interrupt.recv() => Received::Interrupt,

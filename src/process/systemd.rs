@@ -13,7 +13,7 @@ use crate::process::reload_waiter;
 
 /// Sends states to `NOTIFY_SOCKET`; does nothing when there is none (not under a service manager).
 /// A failed send is logged, not fatal: serving matters more than reporting.
-pub fn notify(states: &[NotifyState]) {
+pub(crate) fn notify(states: &[NotifyState]) {
     if let Err(error) = sd_notify::notify(false, states) {
         tracing::warn!(%error, "could not notify the service manager");
     }
@@ -26,14 +26,14 @@ fn notify_with_waiter(states: &[NotifyState]) {
     reload_waiter::tell(states);
 }
 
-pub fn ready(status: &str) {
+pub(crate) fn ready(status: &str) {
     notify_with_waiter(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
 /// READY=1 at the end of a reload, saying how it went: a failed one (`reload_failed` says why; the
 /// old workers still serve) adds `X_APP_RELOAD=failed ...`, which systemd ignores and
 /// `app reload --pid` reports.
-pub fn ready_after(status: &str, reload_failed: Option<impl std::fmt::Display>) {
+pub(crate) fn ready_after(status: &str, reload_failed: Option<impl std::fmt::Display>) {
     match reload_failed {
         Some(error) => {
             let failed = format!("{}failed {error}", reload_waiter::RESULT_PREFIX);
@@ -48,34 +48,34 @@ pub fn ready_after(status: &str, reload_failed: Option<impl std::fmt::Display>) 
     }
 }
 
-pub fn status(status: &str) {
+pub(crate) fn status(status: &str) {
     notify(&[NotifyState::Status(status)]);
 }
 
 /// RELOADING=1 with the time, as Type=notify-reload (systemd 253+) requires.
-pub fn reloading(status: &str) {
+pub(crate) fn reloading(status: &str) {
     let now = NotifyState::monotonic_usec_now().unwrap_or(NotifyState::MonotonicUsec(0));
     notify_with_waiter(&[NotifyState::Reloading, now, NotifyState::Status(status)]);
 }
 
-pub fn stopping(status: &str) {
+pub(crate) fn stopping(status: &str) {
     notify_with_waiter(&[NotifyState::Stopping, NotifyState::Status(status)]);
 }
 
 /// The directory for this process's private sockets: systemd's RuntimeDirectory= when the unit has
 /// one, else the temporary directory (private to the unit under PrivateTmp=, which ExecReload=
 /// shares with the main process).
-pub fn runtime_dir() -> std::path::PathBuf {
+pub(crate) fn runtime_dir() -> std::path::PathBuf {
     unit_runtime_dir().unwrap_or_else(std::env::temp_dir)
 }
 
 /// The unit's RuntimeDirectory= (the first, when it names several), if the process runs under one:
 /// kept across the unit's restarts (the unit has RuntimeDirectoryPreserve=restart), private to it.
-pub fn unit_runtime_dir() -> Option<std::path::PathBuf> {
+pub(crate) fn unit_runtime_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("RUNTIME_DIRECTORY").and_then(|dirs| std::env::split_paths(&dirs).next())
 }
 
-pub fn watchdog_ping() {
+pub(crate) fn watchdog_ping() {
     notify(&[NotifyState::Watchdog]);
 }
 
@@ -83,7 +83,7 @@ pub fn watchdog_ping() {
 /// `sd_watchdog_enabled` reads it: `WATCHDOG_USEC`, for this process when `WATCHDOG_PID` names it or
 /// is absent. (sd-notify's own reader demands `WATCHDOG_PID`, which a supervisor cannot know before
 /// the fork.) The variables stay set so that a re-executed process finds them again.
-pub fn watchdog_timeout() -> Option<Duration> {
+pub(crate) fn watchdog_timeout() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
     if let Ok(pid) = std::env::var("WATCHDOG_PID") {
         if pid.parse::<u32>().ok()? != std::process::id() {
@@ -95,7 +95,7 @@ pub fn watchdog_timeout() -> Option<Duration> {
 
 /// The instance of a templated unit this process runs in (`8082` for `app@8082.service`), from the
 /// process's own cgroup path.
-pub fn instance_from_cgroup() -> Option<String> {
+pub(crate) fn instance_from_cgroup() -> Option<String> {
     let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     instance_from_cgroup_text(&cgroups)
 }
@@ -112,7 +112,7 @@ fn instance_from_cgroup_text(cgroups: &str) -> Option<String> {
 
 /// True when stderr is the journal's stream (`JOURNAL_STREAM` names stderr's device and inode), as
 /// systemd documents for deciding to log natively.
-pub fn stderr_is_journal() -> bool {
+pub(crate) fn stderr_is_journal() -> bool {
     let Ok(stream) = std::env::var("JOURNAL_STREAM") else {
         return false;
     };

@@ -34,7 +34,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// Watches `path` until the process ends, raising SIGHUP once per change.
-pub async fn run(path: PathBuf) {
+pub(crate) async fn run(path: PathBuf) {
     tracing::info!(path = %path.display(), "watching for changes; a change reloads as SIGHUP does");
     let mut current = stamp(&path);
     let mut seen = current.clone();

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use crate::config::ReloadArgs;
 
-pub mod wait;
+pub(crate) mod wait;
 
 use super::status::units;
 
-pub fn main(args: &ReloadArgs) -> ExitCode {
+pub(crate) fn main(args: &ReloadArgs) -> ExitCode {
     if let Some(pid) = args.pid {
         return match wait::reload_and_wait(pid, args.timeout) {
             Ok(()) => ExitCode::SUCCESS,

@@ -20,7 +20,7 @@ use crate::process::reload_waiter::{socket_path, RESULT_PREFIX};
 
 /// Why a reload did not end well, as `app reload --pid` reports it (and systemd's reload job fails).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot listen on {}: {source}", path.display())]
     Listen { path: PathBuf, source: io::Error },
     /// The process could not be watched (it is not there, or not ours to see).
@@ -44,7 +44,7 @@ pub enum Error {
 }
 
 /// Sends `pid` SIGHUP and waits until it has reloaded: `Err` says why the reload failed.
-pub fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), Error> {
+pub(crate) fn reload_and_wait(pid: u32, patience: Duration) -> Result<(), Error> {
     let path = socket_path(pid);
     let _ = std::fs::remove_file(&path);
     let socket = match UnixDatagram::bind(&path) {

@@ -6,7 +6,7 @@
 
 pub mod probe;
 mod table;
-pub mod units;
+pub(crate) mod units;
 mod watch;
 
 use std::net::SocketAddr;
@@ -18,41 +18,41 @@ use crate::config::StatusArgs;
 use crate::infra::procfs;
 use serde::Serialize;
 
-pub use units::{units_from_show, Unit};
+pub(crate) use units::Unit;
 
 /// One instance, as the table and `--json` show it.
 #[derive(Debug, Serialize, Default)]
-pub struct Instance {
+pub(crate) struct Instance {
     /// The unit (`app@8082`) or, with --ports, the address.
-    pub name: String,
-    pub port: Option<u16>,
-    pub mode: Option<String>,
+    pub(crate) name: String,
+    pub(crate) port: Option<u16>,
+    pub(crate) mode: Option<String>,
     /// systemd's `active/running`, `inactive/dead (socket listening)`...; with --ports `online` or
     /// `unreachable`.
-    pub state: String,
-    pub main_pid: Option<u32>,
-    pub worker_pids: Vec<u32>,
-    pub uptime_s: Option<u64>,
+    pub(crate) state: String,
+    pub(crate) main_pid: Option<u32>,
+    pub(crate) worker_pids: Vec<u32>,
+    pub(crate) uptime_s: Option<u64>,
     /// Where the instance was asked: its socket unit's address, or --address with --ports.
-    pub address: Option<SocketAddr>,
+    pub(crate) address: Option<SocketAddr>,
     /// Whether systemd gave up on it (its service or its socket failed): `app status` then exits 3.
-    pub failed: bool,
+    pub(crate) failed: bool,
     /// Restarts of the instance by systemd (`NRestarts`).
-    pub restarts: u64,
+    pub(crate) restarts: u64,
     /// Cluster workers the primary started again (from /metrics).
-    pub worker_restarts: Option<u64>,
+    pub(crate) worker_restarts: Option<u64>,
     /// Resident memory of the main process and its workers together.
-    pub rss_bytes: u64,
+    pub(crate) rss_bytes: u64,
     /// Processor use of the main process and its workers, in % of one CPU; none without a process.
-    pub cpu_percent: Option<f64>,
+    pub(crate) cpu_percent: Option<f64>,
     /// Requests answered (from /metrics), not counting /metrics scrapes (this tool's included).
-    pub requests: Option<u64>,
+    pub(crate) requests: Option<u64>,
     /// With --watch: requests answered per second since the previous redraw.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub requests_per_second: Option<f64>,
+    pub(crate) requests_per_second: Option<f64>,
     /// Why something could not be read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
+    pub(crate) problems: Vec<String>,
 }
 
 impl Instance {
@@ -67,7 +67,7 @@ const CPU_WINDOW: Duration = Duration::from_millis(250);
 /// Exit status when any instance failed (systemctl's own for a unit that is not active).
 const SOME_FAILED: u8 = 3;
 
-pub fn main(args: &StatusArgs) -> ExitCode {
+pub(crate) fn main(args: &StatusArgs) -> ExitCode {
     if args.watch {
         return watch::run(args);
     }
@@ -109,7 +109,7 @@ fn exit_status(instances: &[Instance]) -> ExitCode {
 }
 
 /// The instances of the systemd template on this host.
-pub fn from_systemd(template: &str) -> Result<Vec<Instance>, String> {
+pub(crate) fn from_systemd(template: &str) -> Result<Vec<Instance>, String> {
     Ok(units::list(template)?.into_iter().map(|unit| from_unit(unit, template)).collect())
 }
 
@@ -186,7 +186,7 @@ fn socket_problem(name: &str, result: &str, listen: Option<SocketAddr>) -> Strin
 }
 
 /// An instance found only by its address.
-pub fn from_port(address: SocketAddr) -> Instance {
+pub(crate) fn from_port(address: SocketAddr) -> Instance {
     let mut instance = Instance {
         name: address.to_string(),
         port: Some(address.port()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
+pub(crate) fn get(addr: SocketAddr, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{path}: {e}"))?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(|e| e.to_string())?;
     let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\naccept: */*\r\n\r\n");
@@ -37,14 +37,14 @@ pub fn samples<'a>(text: &'a str, family: &'a str) -> impl Iterator<Item = (&'a 
 }
 
 /// The sum of every sample of `family` (all label sets).
-pub fn metric_sum(text: &str, family: &str) -> Option<u64> {
+pub(crate) fn metric_sum(text: &str, family: &str) -> Option<u64> {
     let values: Vec<f64> = samples(text, family).map(|(_, value)| value).collect();
     (!values.is_empty()).then(|| values.iter().sum::<f64>() as u64)
 }
 
 /// Requests answered, but for `/metrics` scrapes: those are monitoring (this tool's own, a
 /// Prometheus server's), not traffic.
-pub fn requests_served(text: &str) -> u64 {
+pub(crate) fn requests_served(text: &str) -> u64 {
     samples(text, "app_http_requests_total")
         .filter(|(labels, _)| !labels.contains("route=\"/metrics\""))
         .map(|(_, value)| value)
@@ -53,7 +53,7 @@ pub fn requests_served(text: &str) -> u64 {
 
 /// The labels of the first sample of an info-style family (`name{key="value",...} 1`), with the
 /// exposition format's escapes (`\\`, `\"`, `\n`) undone.
-pub fn labels(text: &str, family: &str) -> HashMap<String, String> {
+pub(crate) fn labels(text: &str, family: &str) -> HashMap<String, String> {
     let Some((mut rest, _)) = samples(text, family).next() else { return HashMap::new() };
     let mut found = HashMap::new();
     while let Some((key, after)) = rest.split_once("=\"") {

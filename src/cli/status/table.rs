@@ -12,12 +12,12 @@ const HEADINGS: [&str; 12] =
 const STATE: usize = 3;
 
 /// Whether the table on stdout gets colours (NO_COLOR, CLICOLOR_FORCE, a terminal).
-pub fn colors_on_stdout() -> bool {
+pub(crate) fn colors_on_stdout() -> bool {
     color::wanted(std::io::stdout().is_terminal())
 }
 
 /// The table; `watch` adds the requests-per-second column, `colors` colours the states.
-pub fn render(instances: &[Instance], watch: bool, colors: bool) -> String {
+pub(crate) fn render(instances: &[Instance], watch: bool, colors: bool) -> String {
     if instances.is_empty() {
         return "no app instances (systemd has no app@* unit; try --ports)\n".to_string();
     }

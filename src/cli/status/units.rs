@@ -8,35 +8,35 @@ use std::process::Command;
 
 /// One instance as systemd sees it.
 #[derive(Debug, Default, Clone, PartialEq)]
-pub struct Unit {
-    pub instance: String,
-    pub main_pid: Option<u32>,
-    pub active_state: String,
-    pub sub_state: String,
-    pub restarts: u64,
+pub(crate) struct Unit {
+    pub(crate) instance: String,
+    pub(crate) main_pid: Option<u32>,
+    pub(crate) active_state: String,
+    pub(crate) sub_state: String,
+    pub(crate) restarts: u64,
     /// CLOCK_MONOTONIC microseconds of the main process's start.
-    pub started_monotonic_us: Option<u64>,
-    pub control_group: Option<String>,
+    pub(crate) started_monotonic_us: Option<u64>,
+    pub(crate) control_group: Option<String>,
     /// Whether the instance's socket unit is listening (it starts the service on a connection).
-    pub socket_listening: bool,
+    pub(crate) socket_listening: bool,
     /// The socket unit's `Result=` when it failed (`resources`: its address was taken).
-    pub socket_failure: Option<String>,
+    pub(crate) socket_failure: Option<String>,
     /// The service's `EnvironmentFile=`: read at start only, so a change after it needs a restart.
-    pub environment_file: Option<std::path::PathBuf>,
+    pub(crate) environment_file: Option<std::path::PathBuf>,
     /// The socket unit's first `Listen=` address: where the instance answers, also when a drop-in
     /// moved it off 127.0.0.1.
-    pub listen: Option<SocketAddr>,
+    pub(crate) listen: Option<SocketAddr>,
 }
 
 impl Unit {
     /// Whether systemd gave up on the instance: its service or its socket failed.
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.active_state == "failed" || self.socket_failure.is_some()
     }
 
     /// A warning when the running instance's environment file changed after it started: a
     /// reload re-executes it with the environment it has, only a restart reads the file again.
-    pub fn stale_environment(&self, template: &str) -> Option<String> {
+    pub(crate) fn stale_environment(&self, template: &str) -> Option<String> {
         let file = self.environment_file.as_ref()?;
         let started = self.started_monotonic_us.filter(|_| self.main_pid.is_some())?;
         // systemd's start time is on CLOCK_MONOTONIC (to the microsecond); the file's on the wall
@@ -60,7 +60,7 @@ const PROPERTIES: &str =
     "Id,MainPID,ActiveState,SubState,Result,NRestarts,ExecMainStartTimestampMonotonic,ControlGroup,Listen,EnvironmentFiles";
 
 /// Every instance of `template` (`app` for `app@.service`) systemd knows, loaded or running.
-pub fn list(template: &str) -> Result<Vec<Unit>, String> {
+pub(crate) fn list(template: &str) -> Result<Vec<Unit>, String> {
     let pattern = format!("{template}@*");
     let listed = systemctl(&["list-units", "--all", "--plain", "--no-legend", "--full", &pattern])?;
     let names = unit_names(&listed);
@@ -72,7 +72,7 @@ pub fn list(template: &str) -> Result<Vec<Unit>, String> {
     Ok(units_from_show(&systemctl(&args)?, template))
 }
 
-pub fn systemctl(args: &[&str]) -> Result<String, String> {
+pub(crate) fn systemctl(args: &[&str]) -> Result<String, String> {
     let output = Command::new("systemctl")
         .args(args)
         .output()
@@ -97,7 +97,7 @@ fn unit_names(listed: &str) -> Vec<String> {
 
 /// Instances from `systemctl show`'s blank-line-separated blocks of `Key=value`, one per unit: the
 /// service gives the process, the socket only whether it listens.
-pub fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
+pub(crate) fn units_from_show(shown: &str, template: &str) -> Vec<Unit> {
     let mut instances: BTreeMap<String, Unit> = BTreeMap::new();
     for block in shown.split("\n\n") {
         let fields: HashMap<&str, &str> = block.lines().filter_map(|line| line.split_once('=')).collect();
@@ -159,7 +159,7 @@ fn listen_address(listen: &str) -> Option<SocketAddr> {
 }
 
 /// Every process in the unit's cgroup (v2, or v1's systemd hierarchy).
-pub fn cgroup_pids(control_group: &str) -> Vec<u32> {
+pub(crate) fn cgroup_pids(control_group: &str) -> Vec<u32> {
     ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"]
         .iter()
         .map(|root| format!("{root}{control_group}/cgroup.procs"))
@@ -169,7 +169,7 @@ pub fn cgroup_pids(control_group: &str) -> Vec<u32> {
 }
 
 /// CLOCK_MONOTONIC now, in microseconds: what systemd's `...Monotonic` timestamps count.
-pub fn monotonic_now_us() -> u64 {
+pub(crate) fn monotonic_now_us() -> u64 {
     let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };

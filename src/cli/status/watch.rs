@@ -13,7 +13,7 @@ use super::{collect, exit_status, table, Instance, StatusArgs};
 /// Home the cursor and clear the screen (ECMA-48 CUP + ED), as `watch(1)` does.
 const CLEAR: &str = "\x1b[H\x1b[2J";
 
-pub fn run(args: &StatusArgs) -> ExitCode {
+pub(crate) fn run(args: &StatusArgs) -> ExitCode {
     let terminal = std::io::stdout().is_terminal();
     let colors = table::colors_on_stdout();
     // The previous redraw's request count of each instance, and when it was read.

@@ -12,7 +12,7 @@ use crate::infra::bus_wire::WireError;
 
 /// A room or user name that is not one (`what` says which: `room` or `name`).
 #[derive(Debug, Error, PartialEq)]
-pub enum NameError {
+pub(crate) enum NameError {
     #[error("{what} is required (?room=NAME&name=USER)")]
     Missing { what: &'static str },
     #[error("{what} must have 1 to {MAX_NAME_CHARS} characters, not {chars}")]
@@ -24,7 +24,7 @@ pub enum NameError {
 /// A frame that did not reach its room, and whether it may still: the sender is told which, so it
 /// knows whether a plain retry may deliver it twice.
 #[derive(Debug, Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     #[error("chat relay (Redis) is unreachable; message not delivered, try again shortly")]
     RedisUnreachable,
     #[error(
@@ -43,7 +43,7 @@ pub enum SendError {
 
 /// A /ws client's frame that is not passed on; the client gets it as an error frame.
 #[derive(Debug, Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     #[error("rate limit: at most {rate} messages a second (bursts of {burst})")]
     RateLimited { rate: u32, burst: u32 },
     #[error("message of {size} bytes is larger than the limit of {limit} bytes")]
@@ -59,7 +59,7 @@ pub enum Refusal {
 /// A Socket.IO event that is refused; the client reads why in its acknowledgement (or, without
 /// one, in an `error` event), and the socket stays open.
 #[derive(Debug, Error)]
-pub enum EventError {
+pub(crate) enum EventError {
     #[error("packet of {size} bytes is larger than the limit of {limit} bytes")]
     TooBig { size: usize, limit: usize },
     #[error("rate limit: at most {rate} events a second (bursts of {burst})")]
@@ -96,7 +96,7 @@ const HOW: &str = "connect with auth: { name: \"...\" }";
 
 /// A CONNECT whose auth object gives no usable name; answered with CONNECT_ERROR.
 #[derive(Debug, Error)]
-pub enum AuthError {
+pub(crate) enum AuthError {
     #[error("the auth is not JSON ({0}): {HOW}")]
     NotJson(serde_json::Error),
     #[error("name is required: {HOW}")]
@@ -110,7 +110,7 @@ pub enum AuthError {
 /// How a Socket.IO client broke the protocol: the reason it is disconnected with (in its `error`
 /// event or CONNECT_ERROR, and in the WebSocket's Close).
 #[derive(Debug, Error, PartialEq)]
-pub enum ProtocolError {
+pub(crate) enum ProtocolError {
     #[error("an empty Engine.IO packet")]
     EmptyEnginePacket,
     #[error("{0:?} is not an Engine.IO packet type a client sends")]

@@ -9,7 +9,7 @@ use super::error::{NameError, Refusal};
 use crate::infra::clock::now_ms;
 
 /// Longest room or user name, in characters.
-pub const MAX_NAME_CHARS: usize = 32;
+pub(crate) const MAX_NAME_CHARS: usize = 32;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,21 +17,21 @@ struct Sent {
     text: String,
 }
 
-pub fn message(room: &str, from: &str, text: &str) -> String {
+pub(crate) fn message(room: &str, from: &str, text: &str) -> String {
     json!({ "room": room, "from": from, "text": text, "ts": now_ms() }).to_string()
 }
 
-pub fn notice(room: &str, event: &str, name: &str) -> String {
+pub(crate) fn notice(room: &str, event: &str, name: &str) -> String {
     json!({ "room": room, "event": event, "name": name, "ts": now_ms() }).to_string()
 }
 
-pub fn error(message: &str) -> String {
+pub(crate) fn error(message: &str) -> String {
     json!({ "error": message }).to_string()
 }
 
 /// The text of a client's frame, if it is a JSON `{"text": ...}` of at most `max_bytes` with some
 /// non-blank text.
-pub fn parse(frame: &str, max_bytes: usize) -> Result<String, Refusal> {
+pub(crate) fn parse(frame: &str, max_bytes: usize) -> Result<String, Refusal> {
     if frame.len() > max_bytes {
         return Err(Refusal::TooBig { size: frame.len(), limit: max_bytes });
     }
@@ -43,7 +43,7 @@ pub fn parse(frame: &str, max_bytes: usize) -> Result<String, Refusal> {
 }
 
 /// Room and user names: 1 to MAX_NAME_CHARS letters, digits, `-`, `_` or `.`.
-pub fn valid_name(what: &'static str, name: Option<&str>) -> Result<String, NameError> {
+pub(crate) fn valid_name(what: &'static str, name: Option<&str>) -> Result<String, NameError> {
     let name = name.ok_or(NameError::Missing { what })?;
     let chars = name.chars().count();
     if chars == 0 || chars > MAX_NAME_CHARS {

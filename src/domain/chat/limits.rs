@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    pub max_message_bytes: usize,
-    pub rate: u32,
-    pub burst: u32,
-    pub ping_interval: Duration,
+pub(crate) struct Limits {
+    pub(crate) max_message_bytes: usize,
+    pub(crate) rate: u32,
+    pub(crate) burst: u32,
+    pub(crate) ping_interval: Duration,
     /// Rooms one Socket.IO socket may be in at once.
-    pub rooms_per_socket: usize,
+    pub(crate) rooms_per_socket: usize,
 }
 
 impl From<&Config> for Limits {
@@ -27,7 +27,7 @@ impl From<&Config> for Limits {
 }
 
 /// A token bucket: `burst` messages at once, then `rate` a second.
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     tokens: f64,
     rate: f64,
     burst: f64,
@@ -35,13 +35,13 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(limits: &Limits) -> RateLimiter {
+    pub(crate) fn new(limits: &Limits) -> RateLimiter {
         let burst = f64::from(limits.burst);
         RateLimiter { tokens: burst, rate: f64::from(limits.rate), burst, refilled: Instant::now() }
     }
 
     /// Whether one more message may go now.
-    pub fn allow(&mut self) -> bool {
+    pub(crate) fn allow(&mut self) -> bool {
         let now = Instant::now();
         self.tokens =
             (self.tokens + now.duration_since(self.refilled).as_secs_f64() * self.rate).min(self.burst);

@@ -18,20 +18,19 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::config::Config;
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
-pub use error::NameError;
 use error::SendError;
-pub use frames::valid_name;
-pub use limits::Limits;
+pub(crate) use frames::valid_name;
+pub(crate) use limits::Limits;
 use relay::Relay;
 use rooms::{Client, Rooms};
-pub use socket::serve;
+pub(crate) use socket::serve;
 
-pub struct Hub {
+pub(crate) struct Hub {
     rooms: Arc<Rooms>,
     relay: Option<Relay>,
-    pub limits: Limits,
+    pub(crate) limits: Limits,
     /// This process's Socket.IO polling sessions.
-    pub sessions: socketio::Sessions,
+    pub(crate) sessions: socketio::Sessions,
     /// This process's counters: its chat sockets and messages.
     metrics: Metrics,
 }
@@ -40,7 +39,7 @@ impl Hub {
     /// With Redis, starts the subscriber (it connects and reconnects in the background); in a
     /// cluster worker without Redis, the primary's bus (`bus`, the worker's end of it). Counts in
     /// `metrics`.
-    pub fn new(
+    pub(crate) fn new(
         config: &Config,
         metrics: Metrics,
         redis: Option<Arc<RedisLink>>,
@@ -71,7 +70,7 @@ impl Hub {
 
     /// Waits (at most `patience`) for the relay's first subscription, so a process announces itself
     /// ready only once its rooms reach the other processes; true without a relay.
-    pub async fn wait_relay(&self, patience: std::time::Duration) -> bool {
+    pub(crate) async fn wait_relay(&self, patience: std::time::Duration) -> bool {
         match &self.relay {
             Some(relay) => relay.wait_subscribed(patience).await,
             None => true,
@@ -79,12 +78,7 @@ impl Hub {
     }
 
     /// How frames cross processes, for the start-up log.
-    pub fn fan_out(&self) -> &'static str {
+    pub(crate) fn fan_out(&self) -> &'static str {
         self.relay.as_ref().map_or("process-local", Relay::describe)
-    }
-
-    /// Chat sockets open in this process.
-    pub fn connections(&self) -> usize {
-        self.rooms.connections()
     }
 }

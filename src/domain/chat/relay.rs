@@ -16,21 +16,25 @@ use crate::infra::redis::RedisLink;
 use primary::PrimaryRelay;
 use redis_pubsub::RedisRelay;
 
-pub enum Relay {
+pub(crate) enum Relay {
     Redis(RedisRelay),
     Primary(PrimaryRelay),
 }
 
 impl Relay {
     /// Redis when there is one, else the bus a cluster primary handed this worker, if any.
-    pub fn choose(redis: Option<Arc<RedisLink>>, bus: Option<OwnedFd>, rooms: &Arc<Rooms>) -> Option<Relay> {
+    pub(crate) fn choose(
+        redis: Option<Arc<RedisLink>>,
+        bus: Option<OwnedFd>,
+        rooms: &Arc<Rooms>,
+    ) -> Option<Relay> {
         match redis {
             Some(link) => Some(Relay::Redis(RedisRelay::start(link, rooms.clone()))),
             None => bus.and_then(|bus| PrimaryRelay::inherited(bus, rooms.clone())).map(Relay::Primary),
         }
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
+    pub(crate) async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         match self {
             Relay::Redis(redis) => redis.publish(room, frame).await,
             Relay::Primary(primary) => primary.publish(room, frame).await,
@@ -38,7 +42,7 @@ impl Relay {
     }
 
     /// Waits (at most `patience`) until frames can cross; whether they can.
-    pub async fn wait_subscribed(&self, patience: Duration) -> bool {
+    pub(crate) async fn wait_subscribed(&self, patience: Duration) -> bool {
         match self {
             Relay::Redis(redis) => redis.wait_subscribed(patience).await,
             Relay::Primary(primary) => primary.connected(),
@@ -46,7 +50,7 @@ impl Relay {
     }
 
     /// For the start-up log line.
-    pub fn describe(&self) -> &'static str {
+    pub(crate) fn describe(&self) -> &'static str {
         match self {
             Relay::Redis(_) => "relayed through redis",
             Relay::Primary(_) => "relayed through the cluster primary (this instance's workers)",

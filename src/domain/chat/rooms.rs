@@ -5,16 +5,15 @@
 //! room down.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, Notify};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
-pub struct Rooms {
+pub(crate) struct Rooms {
     members: Mutex<HashMap<String, HashMap<u64, Arc<Inbox>>>>,
     next_id: AtomicU64,
-    clients: AtomicUsize,
     queue: usize,
 }
 
@@ -26,8 +25,8 @@ struct Inbox {
 }
 
 /// One client of this process, in any number of rooms; dropping it leaves them all.
-pub struct Client {
-    pub frames: mpsc::Receiver<Utf8Bytes>,
+pub(crate) struct Client {
+    pub(crate) frames: mpsc::Receiver<Utf8Bytes>,
     inbox: Arc<Inbox>,
     joined: Vec<String>,
     id: u64,
@@ -35,21 +34,20 @@ pub struct Client {
 }
 
 impl Rooms {
-    pub fn new(queue: usize) -> Rooms {
-        Rooms { members: Mutex::default(), next_id: AtomicU64::new(0), clients: AtomicUsize::new(0), queue }
+    pub(crate) fn new(queue: usize) -> Rooms {
+        Rooms { members: Mutex::default(), next_id: AtomicU64::new(0), queue }
     }
 
     /// A new client, in no room yet.
-    pub fn connect(self: &Arc<Self>) -> Client {
+    pub(crate) fn connect(self: &Arc<Self>) -> Client {
         let (queue, frames) = mpsc::channel(self.queue);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.clients.fetch_add(1, Ordering::Relaxed);
         let inbox = Arc::new(Inbox { queue, kicked: Notify::new() });
         Client { frames, inbox, joined: Vec::new(), id, rooms: self.clone() }
     }
 
     /// Queues `frame` for every member of `room` in this process.
-    pub fn deliver(&self, room: &str, frame: Utf8Bytes) {
+    pub(crate) fn deliver(&self, room: &str, frame: Utf8Bytes) {
         let members = self.lock();
         let Some(room) = members.get(room) else { return };
         for inbox in room.values() {
@@ -58,11 +56,6 @@ impl Rooms {
                 inbox.kicked.notify_one();
             }
         }
-    }
-
-    /// Chat clients of this process (whatever their protocol and however many rooms they are in).
-    pub fn connections(&self) -> usize {
-        self.clients.load(Ordering::Relaxed)
     }
 
     fn remove(&self, room: &str, id: u64) {
@@ -82,7 +75,7 @@ impl Rooms {
 
 impl Client {
     /// Enters `room`; false if the client was in it already.
-    pub fn join(&mut self, room: &str) -> bool {
+    pub(crate) fn join(&mut self, room: &str) -> bool {
         if self.is_in(room) {
             return false;
         }
@@ -92,25 +85,25 @@ impl Client {
     }
 
     /// Leaves `room`; false if the client was not in it.
-    pub fn leave(&mut self, room: &str) -> bool {
+    pub(crate) fn leave(&mut self, room: &str) -> bool {
         let Some(at) = self.joined.iter().position(|joined| joined == room) else { return false };
         self.joined.swap_remove(at);
         self.rooms.remove(room, self.id);
         true
     }
 
-    pub fn is_in(&self, room: &str) -> bool {
+    pub(crate) fn is_in(&self, room: &str) -> bool {
         self.joined.iter().any(|joined| joined == room)
     }
 
     /// The rooms the client is in, in no particular order.
-    pub fn joined(&self) -> &[String] {
+    pub(crate) fn joined(&self) -> &[String] {
         &self.joined
     }
 
     /// Resolves when the client's queue overflowed: it reads too slowly for its rooms. The future
     /// holds no borrow of the client, so it can wait beside a read of `frames`.
-    pub fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let inbox = self.inbox.clone();
         async move { inbox.kicked.notified().await }
     }
@@ -121,7 +114,6 @@ impl Drop for Client {
         for room in &self.joined {
             self.rooms.remove(room, self.id);
         }
-        self.rooms.clients.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -144,9 +136,7 @@ mod tests {
         assert!(client.leave("a") && !client.leave("a"));
         rooms.deliver("a", "4".into());
         assert!(client.frames.try_recv().is_err());
-        assert_eq!(rooms.connections(), 1);
         drop(client);
-        assert_eq!(rooms.connections(), 0);
         assert!(rooms.lock().is_empty(), "rooms without members are forgotten");
     }
 }

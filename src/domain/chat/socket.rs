@@ -44,7 +44,7 @@ const CONTROL_QUEUE: usize = 8;
 
 /// Serves one /ws socket of `name` in `room` until it ends (see the module's documentation),
 /// announcing the join first and the leave last.
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     hub: Arc<Hub>,
     ws: WebSocketStream<S>,
     room: String,

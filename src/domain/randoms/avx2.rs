@@ -10,14 +10,14 @@ use super::lanes::{Lanes, SPAN, THRESHOLD, WORDS_PER_STEP};
 
 /// Whether this CPU runs the kernel (checked once per process by std, then a load). POPCNT counts
 /// the rejections in one instruction; every AVX2 CPU has it, but it is a separate feature.
-pub fn available() -> bool {
+pub(crate) fn available() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")
 }
 
 /// Draws `n` values and counts them, the counting loop compiled together with the kernel. Only call
 /// it where `available()` said yes.
 #[target_feature(enable = "avx2,popcnt")]
-pub fn draw(lanes: &mut Lanes, tables: &mut Tables, n: u64) {
+pub(crate) fn draw(lanes: &mut Lanes, tables: &mut Tables, n: u64) {
     counting::draw(lanes, tables, n, |lanes, out| fill(lanes, out));
 }
 

@@ -20,15 +20,15 @@ const TABLES: usize = 4;
 
 /// 32-bit counters, so the four tables (16 KiB) stay in L1; `drain_into` adds them into the 64-bit
 /// tally often enough (every chunk of at most 2^32 values) that they never wrap.
-pub struct Tables(Box<[[u32; ENTRIES]; TABLES]>);
+pub(crate) struct Tables(Box<[[u32; ENTRIES]; TABLES]>);
 
 impl Tables {
-    pub fn new() -> Tables {
+    pub(crate) fn new() -> Tables {
         Tables(Box::new([[0; ENTRIES]; TABLES]))
     }
 
     /// Adds the counts into the tally and empties the tables (the spare counters are left out).
-    pub fn drain_into(&mut self, counts: &mut [u64; SPAN as usize]) {
+    pub(crate) fn drain_into(&mut self, counts: &mut [u64; SPAN as usize]) {
         for table in self.0.iter_mut() {
             for (count, entry) in counts.iter_mut().zip(table.iter()) {
                 *count += u64::from(*entry);
@@ -62,7 +62,7 @@ impl Tables {
 /// entry point, so that generation and counting are one loop compiled for that kernel's
 /// instructions.
 #[inline(always)]
-pub fn draw(
+pub(crate) fn draw(
     lanes: &mut Lanes,
     tables: &mut Tables,
     mut n: u64,

@@ -16,27 +16,27 @@
 //! rejected, so the common path has no branch on the words at all.
 
 /// Values per draw: 0..SPAN, the caller adds its lowest value.
-pub const SPAN: u32 = 1000;
+pub(crate) const SPAN: u32 = 1000;
 /// Lemire's rejection bound for 16-bit words, 2^16 mod SPAN = 536: 536 words in 2^16 rejected.
-pub const THRESHOLD: u16 = ((1 << 16) % SPAN) as u16;
+pub(crate) const THRESHOLD: u16 = ((1 << 16) % SPAN) as u16;
 /// 16-bit words per step of the four lanes.
-pub const WORDS_PER_STEP: usize = 16;
+pub(crate) const WORDS_PER_STEP: usize = 16;
 /// What a kernel writes for a rejected word: every bit set, so the vector kernel makes it with one
 /// `or` of the rejection mask; not a value (>= SPAN), so counting sends it to a spare counter.
-pub const REJECTED: u16 = u16::MAX;
+pub(crate) const REJECTED: u16 = u16::MAX;
 
 /// Four xoshiro256++ states; `s[k][lane]` is word k of that lane's state, so `s[k]` is one
 /// 256-bit register of the vector kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(32))]
-pub struct Lanes {
-    pub s: [[u64; 4]; 4],
+pub(crate) struct Lanes {
+    pub(crate) s: [[u64; 4]; 4],
 }
 
 impl Lanes {
     /// States from one seed through SplitMix64, the seeding xoshiro's authors recommend: it never
     /// gives an all-zero state, and nearby seeds give unrelated states.
-    pub fn from_seed(seed: u64) -> Lanes {
+    pub(crate) fn from_seed(seed: u64) -> Lanes {
         let mut x = seed;
         let mut splitmix = || {
             x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -75,7 +75,7 @@ impl Lanes {
 
 /// The portable kernel: `out.len() / WORDS_PER_STEP` steps, each word's value (or `REJECTED`)
 /// written to `out` in order; returns how many words it rejected.
-pub fn fill(lanes: &mut Lanes, out: &mut [u16]) -> usize {
+pub(crate) fn fill(lanes: &mut Lanes, out: &mut [u16]) -> usize {
     let mut rejected = 0;
     for step in out.chunks_exact_mut(WORDS_PER_STEP) {
         for (output, slots) in lanes.step().into_iter().zip(step.chunks_exact_mut(4)) {

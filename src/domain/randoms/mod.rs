@@ -16,14 +16,13 @@ mod avx2;
 mod counting;
 mod lanes;
 
-pub const LOWEST: u32 = 1;
-pub const HIGHEST: u32 = LOWEST + SPAN - 1;
+pub(crate) const LOWEST: u32 = 1;
 /// Draws between two looks at the cancel flag (and two drains of the 32-bit tables into the
 /// tally): well under a millisecond of work, and far below 2^32.
 const CHUNK: u64 = 1 << 20;
 
 /// Counts per value: `counts[i]` is how often `LOWEST + i` came up.
-pub type Tally = Box<[u64; SPAN as usize]>;
+pub(crate) type Tally = Box<[u64; SPAN as usize]>;
 
 /// How the words are generated: the same numbers either way, one faster where the CPU allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +66,7 @@ impl Kernel {
 
 /// Draws `n` integers uniformly from 1..=1000 and counts them, or returns `None` as soon as
 /// `cancelled` is set (the client went away).
-pub fn tally(n: u64, cancelled: &AtomicBool) -> Option<Tally> {
+pub(crate) fn tally(n: u64, cancelled: &AtomicBool) -> Option<Tally> {
     tally_seeded(Kernel::fastest(), rand::random(), n, cancelled)
 }
 
@@ -93,7 +92,7 @@ pub fn tally_seeded(kernel: Kernel, seed: u64, n: u64, cancelled: &AtomicBool) -
 /// Written with `itoa` into one buffer sized for the longest answer: `write!` goes through the
 /// formatting machinery per number, three to four times slower for 1000 counts, which made the
 /// answer cost more than drawing 100 000 values.
-pub fn to_json(counts: &[u64; SPAN as usize]) -> String {
+pub(crate) fn to_json(counts: &[u64; SPAN as usize]) -> String {
     // Per value at most `"1000":` (7 bytes), a 20-digit count and a comma.
     let mut out = String::with_capacity(2 + counts.len() * 28);
     let mut digits = itoa::Buffer::new();

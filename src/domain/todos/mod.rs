@@ -15,17 +15,17 @@ use crate::config::{Config, StoreKind};
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
 
-pub use self::redis::RedisStore;
-pub use self::sqlite::SqliteStore;
+pub(crate) use self::redis::RedisStore;
+pub(crate) use self::sqlite::SqliteStore;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Todo {
-    pub id: i64,
-    pub title: String,
-    pub completed: bool,
+pub(crate) struct Todo {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) completed: bool,
     /// Milliseconds since the Unix epoch.
-    pub created_ms: i64,
-    pub updated_ms: i64,
+    pub(crate) created_ms: i64,
+    pub(crate) updated_ms: i64,
 }
 
 impl Todo {
@@ -34,7 +34,7 @@ impl Todo {
         Todo { id, title, completed: false, created_ms, updated_ms: created_ms }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "id": self.id,
             "title": self.title,
@@ -47,23 +47,23 @@ impl Todo {
 
 /// What a PATCH changes; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default)]
-pub struct Changes {
-    pub title: Option<String>,
-    pub completed: Option<bool>,
+pub(crate) struct Changes {
+    pub(crate) title: Option<String>,
+    pub(crate) completed: Option<bool>,
 }
 
 /// The `Idempotency-Key` of a creation: a retry with the same key gets the first creation's
 /// answer, never a second todo. Stores check and record it in the same atomic step as the insert,
 /// so a retry after an unanswered write (a 503 on a timeout) cannot make a duplicate.
 #[derive(Debug, Clone)]
-pub struct IdempotencyKey(pub String);
+pub(crate) struct IdempotencyKey(pub String);
 
 /// How long keys are kept and how many at most (`--idempotency-retention`, `--idempotency-keys`):
 /// the oldest go first, so the storage stays bounded whatever clients send.
 #[derive(Debug, Clone, Copy)]
-pub struct KeyPolicy {
-    pub retention: Duration,
-    pub max_keys: u32,
+pub(crate) struct KeyPolicy {
+    pub(crate) retention: Duration,
+    pub(crate) max_keys: u32,
 }
 
 impl KeyPolicy {
@@ -75,14 +75,14 @@ impl KeyPolicy {
 /// How many Redis replicas must confirm a write before it is answered, and how long to wait for
 /// them (`--todos-wait-replicas`, `--todos-wait-timeout`).
 #[derive(Debug, Clone, Copy)]
-pub struct Confirmations {
-    pub replicas: u32,
-    pub timeout: Duration,
+pub(crate) struct Confirmations {
+    pub(crate) replicas: u32,
+    pub(crate) timeout: Duration,
 }
 
 /// What a creation did.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Created {
+pub(crate) enum Created {
     /// A new todo.
     New(Todo),
     /// The key was seen before with the same title: the todo it created, as it was answered then.
@@ -105,14 +105,14 @@ impl Created {
 
 /// One page of todos, newest first, and how many there are in all.
 #[derive(Debug)]
-pub struct Page {
-    pub items: Vec<Todo>,
-    pub total: u64,
+pub(crate) struct Page {
+    pub(crate) items: Vec<Todo>,
+    pub(crate) total: u64,
 }
 
 /// What a store operation or the store's opening met instead of an answer.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// The store could not answer (file locked too long, Redis away): the request gets a 503,
     /// never a false 201. Every error of a store operation is this one.
     #[error(transparent)]
@@ -126,7 +126,7 @@ pub enum Error {
 
 /// Why the store could not answer one operation (see [`Error::Unavailable`]).
 #[derive(Debug, thiserror::Error)]
-pub enum Unavailable {
+pub(crate) enum Unavailable {
     /// SQLite refused or failed (busy beyond --sqlite-busy-timeout, disk full, I/O error). Shared:
     /// a rolled-back batch answers every write in it with the same error.
     #[error("the todo store failed: {0}")]
@@ -164,7 +164,7 @@ impl From<rusqlite::Error> for Unavailable {
 
 /// What stopped the SQLite store from opening (inside [`Error::Open`]).
 #[derive(Debug, thiserror::Error)]
-pub enum OpenError {
+pub(crate) enum OpenError {
     /// The data directory or the writers' lock file, or the writer thread.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -175,10 +175,10 @@ pub enum OpenError {
     NotWal(String),
 }
 
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// The todo operations the handlers need. Futures are boxed so the trait can be a trait object.
-pub trait TodoStore: Send + Sync {
+pub(crate) trait TodoStore: Send + Sync {
     fn list(&self, limit: u32, offset: u64) -> BoxFuture<'_, Result<Page>>;
     /// Returns once the new todo is durable. With a key seen before (and still remembered),
     /// creates nothing and says what the key did.
@@ -199,7 +199,7 @@ pub trait TodoStore: Send + Sync {
 }
 
 /// Opens the store `--todos-store` names.
-pub fn open(
+pub(crate) fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
     metrics: &Metrics,
@@ -221,7 +221,7 @@ pub fn open(
     }
 }
 
-pub use crate::infra::clock::now_ms;
+pub(crate) use crate::infra::clock::now_ms;
 
 fn rfc3339(ms: i64) -> String {
     let time = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);

@@ -71,7 +71,7 @@ if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1";
 
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     link: Arc<RedisLink>,
     keys: KeyPolicy,
     confirmations: Confirmations,
@@ -81,7 +81,7 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn new(link: Arc<RedisLink>, keys: KeyPolicy, confirmations: Confirmations) -> RedisStore {
+    pub(crate) fn new(link: Arc<RedisLink>, keys: KeyPolicy, confirmations: Confirmations) -> RedisStore {
         RedisStore {
             link,
             keys,

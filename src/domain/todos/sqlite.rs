@@ -51,7 +51,7 @@ const MAX_BATCH: usize = 512;
 /// Read connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 4;
 
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     path: std::path::PathBuf,
     busy_timeout: Duration,
     writes: mpsc::Sender<Write>,
@@ -68,7 +68,7 @@ enum Write {
 }
 
 impl SqliteStore {
-    pub fn open(
+    pub(crate) fn open(
         dir: &Path,
         busy_timeout: Duration,
         keys: KeyPolicy,

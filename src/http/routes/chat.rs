@@ -15,7 +15,7 @@ use crate::http::context::{Connection, Ctx};
 use crate::http::error::{chat_refused, HttpError};
 use crate::http::response::{Answer, Body};
 
-pub async fn upgrade<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn upgrade<B>(ctx: &Ctx, req: Request<B>) -> Answer {
     let room = chat::valid_name("room", ctx.query.get("room")).map_err(chat_refused)?;
     let name = chat::valid_name("name", ctx.query.get("name")).map_err(chat_refused)?;
     let hub = ctx.app.chat.clone();
@@ -31,7 +31,7 @@ pub async fn upgrade<B>(ctx: &Ctx, req: Request<B>) -> Answer {
 /// A WebSocket connection on `req`'s upgrade, served by `serve` once the 101 went out; else the
 /// 4xx that says what is missing. `serve` gets the request's connection, to watch the stop and
 /// keep the connection counted for as long as it holds `open`.
-pub fn accept_websocket<B, F, Served>(
+pub(crate) fn accept_websocket<B, F, Served>(
     ctx: &Ctx,
     mut req: Request<B>,
     max_message_bytes: usize,

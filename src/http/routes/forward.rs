@@ -34,7 +34,7 @@ fn socket_path(placement: &Placement, worker: u16) -> Option<PathBuf> {
 
 /// Serves the requests the other workers pass on to this one (worker `worker`), for as long as
 /// the process lives. A worker that replaces this one (a reload) takes the path over.
-pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>) {
+pub(crate) async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>) {
     let Some(path) = socket_path(&app.placement, worker) else {
         tracing::warn!("no primary's directory: polling sessions of this worker reach it only directly");
         return;
@@ -77,7 +77,7 @@ pub async fn listen(app: Arc<AppState>, worker: u16, stop: watch::Receiver<bool>
 }
 
 /// Passes `req` on to worker `owner` and answers with its answer.
-pub async fn to_worker<B: HandlerBody>(ctx: &Ctx, owner: u16, mut req: Request<B>) -> Answer {
+pub(crate) async fn to_worker<B: HandlerBody>(ctx: &Ctx, owner: u16, mut req: Request<B>) -> Answer {
     let gone = |problem: String| {
         tracing::debug!(owner, %problem, "forwarding a Socket.IO request failed");
         HttpError::BadRequest(format!(

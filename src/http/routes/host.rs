@@ -8,7 +8,7 @@ use hyper::http::uri::Authority;
 use hyper::Version;
 
 /// Why the request's `Host` is refused, if it is.
-pub fn problem(version: Version, headers: &HeaderMap) -> Option<&'static str> {
+pub(crate) fn problem(version: Version, headers: &HeaderMap) -> Option<&'static str> {
     let mut hosts = headers.get_all(HOST).iter();
     match (hosts.next(), hosts.next()) {
         (_, Some(_)) => Some("more than one Host header (RFC 9112, section 3.2)"),

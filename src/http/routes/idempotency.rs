@@ -8,13 +8,13 @@ use hyper::header::HeaderMap;
 
 use crate::domain::todos::IdempotencyKey;
 
-pub const HEADER: &str = "idempotency-key";
+pub(crate) const HEADER: &str = "idempotency-key";
 /// Longest key, in characters (Stripe's bound too): UUIDs and the like fit with room to spare,
 /// while a client cannot make the server store large keys.
-pub const MAX_KEY_CHARS: usize = 255;
+pub(crate) const MAX_KEY_CHARS: usize = 255;
 
 /// The request's key, if it sent one; an error names what is wrong with it.
-pub fn key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String> {
+pub(crate) fn key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, String> {
     let mut values = headers.get_all(HEADER).iter();
     let Some(value) = values.next() else { return Ok(None) };
     if values.next().is_some() {

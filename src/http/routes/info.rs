@@ -14,7 +14,7 @@ use crate::http::context::Ctx;
 use crate::http::response::{with_type, Answer};
 use crate::http::state::AppState;
 
-pub async fn get<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn get<B>(ctx: &Ctx, req: Request<B>) -> Answer {
     let info = describe(&ctx.app, &ctx.client.to_string());
     let mut response = if wants_html(req.headers().get(ACCEPT)) {
         let info = serde_json::from_str(&info).unwrap_or(Value::Null);
@@ -66,7 +66,7 @@ struct Changing<'a> {
 
 /// The info object as JSON text: the changing fields serialized from a plain struct, then the
 /// fixed ones, rendered once (no map is built per request: /info is a hot route).
-pub fn describe(app: &AppState, client: &str) -> String {
+pub(crate) fn describe(app: &AppState, client: &str) -> String {
     let placement = &app.placement;
     let changing = Changing {
         rss_bytes: recent_rss_bytes(app.started),

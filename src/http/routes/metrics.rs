@@ -8,7 +8,7 @@ use crate::http::error::HttpError;
 use crate::http::response::{with_type, Answer};
 use crate::infra::metrics::process::{self, Instance};
 
-pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+pub(crate) async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
     let (app, client) = (&ctx.app, ctx.client);
     // The host itself may always ask, on whatever address the instance listens (a socket moved
     // to 10.0.0.5 sees `app status` on that host come from 10.0.0.5, not from loopback).

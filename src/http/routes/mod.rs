@@ -3,7 +3,7 @@
 //! can be called in a test with a `Full<Bytes>` body.
 
 mod chat;
-pub mod forward;
+pub(crate) mod forward;
 mod host;
 mod idempotency;
 mod info;
@@ -77,7 +77,7 @@ fn route(path: &str) -> Option<(Route, &'static [Method])> {
 /// Answers a request, with the label it is counted under in `/metrics`: its route's, or
 /// `unmatched` (so unknown paths cannot add series). The path is routed once, here, and the
 /// request's [`Ctx`] made once, from what its connection gives.
-pub async fn handle<B: HandlerBody>(
+pub(crate) async fn handle<B: HandlerBody>(
     app: Arc<AppState>,
     connection: Connection,
     req: Request<B>,
@@ -121,7 +121,7 @@ async fn answer<B: HandlerBody>(
 }
 
 /// A Socket.IO request another worker passed on (see forward.rs): served here, whoever owns it.
-pub async fn forwarded<B: HandlerBody>(
+pub(crate) async fn forwarded<B: HandlerBody>(
     app: Arc<AppState>,
     connection: Connection,
     req: Request<B>,

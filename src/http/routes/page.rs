@@ -8,7 +8,7 @@ use crate::http::response::{with_type, Answer};
 
 const PAGE: &str = include_str!("page.html");
 
-pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+pub(crate) async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
     let info = super::info::describe(&ctx.app, &ctx.client.to_string());
     // `<` escaped so no value can close the script element holding it.
     let embedded = info.replace('<', "\\u003c");

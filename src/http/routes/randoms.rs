@@ -21,7 +21,7 @@ const DEFAULT_CANT: u64 = 100_000_000;
 /// to 12.7x the Node stack in bench/run.sh.)
 const ON_THE_EVENT_LOOP: u64 = 1 << 17;
 
-pub async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
+pub(crate) async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
     let app = &ctx.app;
     let cant = parse_cant(ctx.query.get("cant"), app.config.randoms_max).map_err(HttpError::BadRequest)?;
     let free_slot = app.randoms_slots.clone().acquire_owned();

@@ -39,7 +39,7 @@ impl<'a> Params<'a> {
     }
 }
 
-pub async fn handle<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn handle<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
     let params = Params::parse(&ctx.query)?;
     // A cluster's workers share one socket, so a session's requests land on any of them: each
     // goes on to the worker that owns the session.
@@ -53,7 +53,7 @@ pub async fn handle<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
 }
 
 /// A request another worker passed on (see forward.rs): served here, whoever the owner.
-pub async fn forwarded<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn forwarded<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
     local(ctx, req, Params::parse(&ctx.query)?).await
 }
 
@@ -82,7 +82,7 @@ fn open_websocket<B>(ctx: &Ctx, req: Request<B>) -> Answer {
     let max_message_bytes = hub.limits.max_message_bytes;
     accept_websocket(ctx, req, max_message_bytes, move |ws, Connection { stop, open, .. }| {
         let sid = socketio::new_sid(worker);
-        socketio::serve_websocket(hub, WsLink { ws, open }, sid, stop)
+        socketio::serve_websocket(hub, WsLink { ws, _open: open }, sid, stop)
     })
 }
 
@@ -128,7 +128,7 @@ async fn post<B: HandlerBody>(ctx: &Ctx, req: Request<B>, session: mpsc::Sender<
 fn upgrade<B>(ctx: &Ctx, req: Request<B>, session: mpsc::Sender<SessionRequest>) -> Answer {
     let max_message_bytes = ctx.app.chat.limits.max_message_bytes;
     accept_websocket(ctx, req, max_message_bytes, move |ws, Connection { open, .. }| async move {
-        let _ = session.send(SessionRequest::Upgrade(Box::new(WsLink { ws, open }))).await;
+        let _ = session.send(SessionRequest::Upgrade(Box::new(WsLink { ws, _open: open }))).await;
     })
 }
 

@@ -16,7 +16,7 @@ use crate::http::query::Query;
 use crate::http::response::{empty, json, Answer};
 
 /// Longest title, in characters, after trimming.
-pub const MAX_TITLE_CHARS: usize = 200;
+pub(crate) const MAX_TITLE_CHARS: usize = 200;
 
 const ITEM_PREFIX: &str = "/v1/todos/";
 
@@ -35,12 +35,12 @@ struct Patch {
 
 /// The id in a todo's path (`/v1/todos/{id}`) as given, if the path is one; the router and the
 /// handler both read it here.
-pub fn item_id(path: &str) -> Option<&str> {
+pub(crate) fn item_id(path: &str) -> Option<&str> {
     path.strip_prefix(ITEM_PREFIX).filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// `GET`/`POST /v1/todos`.
-pub async fn collection<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn collection<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
     if req.method() == Method::POST {
         return create(ctx, req).await;
     }
@@ -52,7 +52,7 @@ pub async fn collection<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
 }
 
 /// `GET`/`PATCH`/`DELETE /v1/todos/{id}`.
-pub async fn item<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
+pub(crate) async fn item<B: HandlerBody>(ctx: &Ctx, req: Request<B>) -> Answer {
     let given = item_id(req.uri().path()).unwrap_or_default();
     let id = canonical_id(given).ok_or_else(|| HttpError::NoTodo(given.to_string()))?;
     let store = &ctx.app.todos;

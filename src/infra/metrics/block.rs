@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// and an unknown path cannot grow the label set (`Unmatched` takes every 404 for a path we lack).
 /// Routes of issue 5 (/v1/todos, /ws, /) have their places already.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum RouteLabel {
+pub(crate) enum RouteLabel {
     Info,
     Health,
     Randoms,
@@ -20,7 +20,7 @@ pub enum RouteLabel {
 }
 
 impl RouteLabel {
-    pub const ALL: [RouteLabel; 9] = [
+    pub(crate) const ALL: [RouteLabel; 9] = [
         RouteLabel::Info,
         RouteLabel::Health,
         RouteLabel::Randoms,
@@ -32,7 +32,7 @@ impl RouteLabel {
         RouteLabel::Unmatched,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RouteLabel::Info => "/info",
             RouteLabel::Health => "/healthz",
@@ -50,12 +50,12 @@ impl RouteLabel {
 const ROUTES: usize = RouteLabel::ALL.len();
 
 /// Status codes counted by name; any other lands in the last slot, shown as `status="other"`.
-pub const STATUSES: [u16; 18] =
+pub(crate) const STATUSES: [u16; 18] =
     [101, 200, 201, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 422, 429, 500, 502, 503];
-pub const OTHER_STATUS: usize = STATUSES.len();
+pub(crate) const OTHER_STATUS: usize = STATUSES.len();
 
 /// Upper bounds of the latency histogram in microseconds (Prometheus' `le`, shown in seconds).
-pub const BUCKETS_US: [u64; 14] = [
+pub(crate) const BUCKETS_US: [u64; 14] = [
     500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000,
     5_000_000, 10_000_000,
 ];
@@ -63,24 +63,24 @@ pub const BUCKETS_US: [u64; 14] = [
 /// Every field is an `AtomicU64` (gauges wrap: their sum over blocks is read as `i64`), so a block
 /// is also a flat slice of counters. Zeroed memory is a valid, empty block.
 #[repr(C)]
-pub struct Block {
-    pub requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES],
+pub(crate) struct Block {
+    pub(crate) requests: [[AtomicU64; STATUSES.len() + 1]; ROUTES],
     /// Per route, requests in each bucket (not cumulative); the last slot is above the last bound.
-    pub latency: [[AtomicU64; BUCKETS_US.len() + 1]; ROUTES],
-    pub latency_sum_us: [AtomicU64; ROUTES],
-    pub randoms_computations: AtomicU64,
-    pub randoms_numbers: AtomicU64,
-    pub chat_connections: AtomicU64,
-    pub chat_messages: AtomicU64,
-    pub connections_refused: AtomicU64,
+    pub(crate) latency: [[AtomicU64; BUCKETS_US.len() + 1]; ROUTES],
+    pub(crate) latency_sum_us: [AtomicU64; ROUTES],
+    pub(crate) randoms_computations: AtomicU64,
+    pub(crate) randoms_numbers: AtomicU64,
+    pub(crate) chat_connections: AtomicU64,
+    pub(crate) chat_messages: AtomicU64,
+    pub(crate) connections_refused: AtomicU64,
     /// SQLite commits of todo writes: one WAL fsync each.
-    pub todo_commits: AtomicU64,
+    pub(crate) todo_commits: AtomicU64,
     /// Todo writes those commits carried (their sum over commits: the mean batch size).
-    pub todo_committed_writes: AtomicU64,
+    pub(crate) todo_committed_writes: AtomicU64,
     /// Gauge: requests being handled now.
-    pub in_flight: AtomicU64,
+    pub(crate) in_flight: AtomicU64,
     /// Gauge: chat WebSocket connections open now.
-    pub chat_open: AtomicU64,
+    pub(crate) chat_open: AtomicU64,
 }
 
 /// Slots of the gauges: a process that has exited holds no request and no connection, so its gauges
@@ -88,21 +88,21 @@ pub struct Block {
 const GAUGES: [usize; 2] =
     [std::mem::offset_of!(Block, in_flight) / 8, std::mem::offset_of!(Block, chat_open) / 8];
 
-pub const SLOTS: usize = std::mem::size_of::<Block>() / 8;
+pub(crate) const SLOTS: usize = std::mem::size_of::<Block>() / 8;
 
 impl Block {
-    pub fn zeroed() -> Box<Block> {
+    pub(crate) fn zeroed() -> Box<Block> {
         // SAFETY: a Block is only AtomicU64s, for which all-zero bytes are a valid value.
         unsafe { Box::new(std::mem::zeroed()) }
     }
 
-    pub fn slots(&self) -> &[AtomicU64] {
+    pub(crate) fn slots(&self) -> &[AtomicU64] {
         // SAFETY: repr(C) of AtomicU64 fields and arrays only: no padding, SLOTS of them in a row.
         unsafe { std::slice::from_raw_parts((self as *const Block).cast::<AtomicU64>(), SLOTS) }
     }
 
     /// Adds every counter and gauge of `other` to this block.
-    pub fn add(&self, other: &Block) {
+    pub(crate) fn add(&self, other: &Block) {
         for (mine, theirs) in self.slots().iter().zip(other.slots()) {
             mine.fetch_add(theirs.load(Ordering::Relaxed), Ordering::Relaxed);
         }
@@ -111,7 +111,7 @@ impl Block {
     /// Moves the counters of `retiring` (a block whose process has exited) into this one and
     /// empties it for the next process. A scrape during the move may count a few requests twice
     /// for the nanoseconds between the add and the clear of one slot, never lose them.
-    pub fn absorb(&self, retiring: &Block) {
+    pub(crate) fn absorb(&self, retiring: &Block) {
         for (slot, (mine, theirs)) in self.slots().iter().zip(retiring.slots()).enumerate() {
             let value = theirs.load(Ordering::Relaxed);
             if !GAUGES.contains(&slot) {
@@ -121,17 +121,17 @@ impl Block {
         }
     }
 
-    pub fn status_slot(status: u16) -> usize {
+    pub(crate) fn status_slot(status: u16) -> usize {
         STATUSES.iter().position(|&known| known == status).unwrap_or(OTHER_STATUS)
     }
 
-    pub fn bucket_slot(micros: u64) -> usize {
+    pub(crate) fn bucket_slot(micros: u64) -> usize {
         BUCKETS_US.iter().position(|&bound| micros <= bound).unwrap_or(BUCKETS_US.len())
     }
 }
 
 /// A gauge's value from its wrapping `u64` sum.
-pub fn gauge(slot: &AtomicU64) -> i64 {
+pub(crate) fn gauge(slot: &AtomicU64) -> i64 {
     slot.load(Ordering::Relaxed) as i64
 }
 

@@ -7,7 +7,7 @@
 //! worker, and needs no per-worker target.
 
 mod block;
-pub mod process;
+pub(crate) mod process;
 mod region;
 mod render;
 
@@ -16,26 +16,26 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub use block::RouteLabel;
+pub(crate) use block::RouteLabel;
 use block::{Block, BUCKETS_US};
 use region::Region;
-pub use region::{Lease, Shared};
+pub(crate) use region::{Lease, Shared};
 
 /// Set by a cluster primary for each worker: the shared file and the block leased to it.
-pub const FILE_ENV: &str = "APP_METRICS_FILE";
-pub const BLOCK_ENV: &str = "APP_METRICS_BLOCK";
+pub(crate) const FILE_ENV: &str = "APP_METRICS_FILE";
+pub(crate) const BLOCK_ENV: &str = "APP_METRICS_BLOCK";
 
 /// A worker's share of its instance's counters: the file its primary shares with every worker and
 /// the block in it leased to this one (read from [`FILE_ENV`] and [`BLOCK_ENV`] once, at start-up:
 /// the process layer's `process/inherited.rs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Share {
-    pub file: PathBuf,
-    pub block: usize,
+pub(crate) struct Share {
+    pub(crate) file: PathBuf,
+    pub(crate) block: usize,
 }
 
 #[derive(Clone)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     region: Arc<Region>,
     block: usize,
 }
@@ -43,7 +43,7 @@ pub struct Metrics {
 impl Metrics {
     /// The block a cluster primary leased to this worker, else a private one. A worker that cannot
     /// map the shared file still counts, privately, and says so.
-    pub fn from_share(share: Option<&Share>) -> Metrics {
+    pub(crate) fn from_share(share: Option<&Share>) -> Metrics {
         if let Some(Share { file, block }) = share {
             let block = *block;
             match Region::open(file) {
@@ -58,7 +58,7 @@ impl Metrics {
         Metrics::private()
     }
 
-    pub fn private() -> Metrics {
+    pub(crate) fn private() -> Metrics {
         let region = Region::private().expect("an anonymous mapping of a few kilobytes");
         Metrics { region: Arc::new(region), block: 1 }
     }
@@ -69,52 +69,52 @@ impl Metrics {
 
     /// Call when a request arrives; the returned timer is finished with the route and status. A
     /// request whose client went away before the answer only leaves the in-flight gauge.
-    pub fn request_started(&self) -> RequestTimer {
+    pub(crate) fn request_started(&self) -> RequestTimer {
         self.own().in_flight.fetch_add(1, Ordering::Relaxed);
         RequestTimer { metrics: self.clone(), started: Instant::now() }
     }
 
-    pub fn randoms_computed(&self, numbers: u64) {
+    pub(crate) fn randoms_computed(&self, numbers: u64) {
         self.own().randoms_computations.fetch_add(1, Ordering::Relaxed);
         self.own().randoms_numbers.fetch_add(numbers, Ordering::Relaxed);
     }
 
     /// For the SQLite store: one commit (one fsync) carrying `writes` todo writes.
-    pub fn todos_committed(&self, writes: usize) {
+    pub(crate) fn todos_committed(&self, writes: usize) {
         self.own().todo_commits.fetch_add(1, Ordering::Relaxed);
         self.own().todo_committed_writes.fetch_add(writes as u64, Ordering::Relaxed);
     }
 
-    pub fn connection_refused(&self) {
+    pub(crate) fn connection_refused(&self) {
         self.own().connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// For the chat: counts the connection and holds the open-connections gauge until dropped.
-    pub fn chat_connected(&self) -> ChatConnection {
+    pub(crate) fn chat_connected(&self) -> ChatConnection {
         self.own().chat_connections.fetch_add(1, Ordering::Relaxed);
         self.own().chat_open.fetch_add(1, Ordering::Relaxed);
         ChatConnection(self.clone())
     }
 
     /// For the chat: one message received from a client.
-    pub fn chat_message(&self) {
+    pub(crate) fn chat_message(&self) {
         self.own().chat_messages.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The whole instance in Prometheus' text format (version 0.0.4).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let (total, restarts) = self.region.total();
         render::text(&total, restarts)
     }
 }
 
-pub struct RequestTimer {
+pub(crate) struct RequestTimer {
     metrics: Metrics,
     started: Instant,
 }
 
 impl RequestTimer {
-    pub fn finish(self, route: RouteLabel, status: u16) {
+    pub(crate) fn finish(self, route: RouteLabel, status: u16) {
         let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let block = self.metrics.own();
         let route = route as usize;
@@ -130,7 +130,7 @@ impl Drop for RequestTimer {
     }
 }
 
-pub struct ChatConnection(Metrics);
+pub(crate) struct ChatConnection(Metrics);
 
 impl Drop for ChatConnection {
     fn drop(&mut self) {
@@ -139,7 +139,7 @@ impl Drop for ChatConnection {
 }
 
 /// Histogram bounds in seconds, for the renderer and for tests.
-pub fn bucket_bounds_seconds() -> impl Iterator<Item = f64> {
+pub(crate) fn bucket_bounds_seconds() -> impl Iterator<Item = f64> {
     BUCKETS_US.iter().map(|&us| us as f64 / 1e6)
 }
 

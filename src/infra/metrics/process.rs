@@ -13,17 +13,17 @@ use crate::config::Mode;
 use crate::infra::procfs;
 
 /// What the info family says of the instance, and whose processes the `process_*` families sum.
-pub struct Instance<'a> {
+pub(crate) struct Instance<'a> {
     /// Whether this process is a cluster worker: then the instance is its parent, the primary,
     /// with the primary's children.
-    pub is_worker: bool,
+    pub(crate) is_worker: bool,
     /// The systemd instance name, if any.
-    pub name: Option<&'a str>,
-    pub mode: Mode,
-    pub workers: u16,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) mode: Mode,
+    pub(crate) workers: u16,
 }
 
-pub fn text(instance: &Instance) -> String {
+pub(crate) fn text(instance: &Instance) -> String {
     let own = std::process::id();
     // SAFETY: getppid has no preconditions.
     let parent = unsafe { libc::getppid() } as u32;

@@ -18,19 +18,19 @@ use super::block::Block;
 const MAGIC: u64 = 0x6170_705f_6d65_7472 ^ (std::mem::size_of::<Block>() as u64);
 
 #[repr(C)]
-pub struct Header {
+pub(crate) struct Header {
     magic: AtomicU64,
     blocks: AtomicU64,
     /// Worker processes the primary has had to start again after one died.
-    pub worker_restarts: AtomicU64,
+    pub(crate) worker_restarts: AtomicU64,
     _reserved: [AtomicU64; 5],
 }
 
 const HEADER: usize = std::mem::size_of::<Header>();
 /// Block 0 keeps the counts of processes that have exited.
-pub const RETIRED: usize = 0;
+pub(crate) const RETIRED: usize = 0;
 
-pub struct Region {
+pub(crate) struct Region {
     map: MmapRaw,
     blocks: usize,
 }
@@ -41,13 +41,13 @@ unsafe impl Sync for Region {}
 
 impl Region {
     /// A region for this process alone: the retired block and one live block.
-    pub fn private() -> io::Result<Region> {
+    pub(crate) fn private() -> io::Result<Region> {
         let map: MmapRaw = MmapOptions::new().len(Self::size(2)).map_anon()?.into();
         Ok(Self::init(map, 2))
     }
 
     /// Creates the shared file of a cluster primary with room for `blocks` (the retired one included).
-    pub fn create(path: &Path, blocks: usize) -> io::Result<Region> {
+    pub(crate) fn create(path: &Path, blocks: usize) -> io::Result<Region> {
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(path)?;
         // ftruncate fills with zeroes: every block starts empty.
         file.set_len(Self::size(blocks) as u64)?;
@@ -55,7 +55,7 @@ impl Region {
     }
 
     /// Maps the file a primary created, checking it has our layout.
-    pub fn open(path: &Path) -> io::Result<Region> {
+    pub(crate) fn open(path: &Path) -> io::Result<Region> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = file.metadata()?.len() as usize;
         if len < HEADER {
@@ -84,24 +84,24 @@ impl Region {
         HEADER + blocks * std::mem::size_of::<Block>()
     }
 
-    pub fn header(&self) -> &Header {
+    pub(crate) fn header(&self) -> &Header {
         // SAFETY: the mapping is page-aligned and at least HEADER bytes; zeroes are valid atomics.
         unsafe { &*self.map.as_ptr().cast::<Header>() }
     }
 
-    pub fn block(&self, index: usize) -> &Block {
+    pub(crate) fn block(&self, index: usize) -> &Block {
         assert!(index < self.blocks, "block {index} of {}", self.blocks);
         // SAFETY: in bounds (checked above and at open), 8-byte aligned (HEADER and Block are
         // multiples of 8 from a page-aligned start), and all-atomic.
         unsafe { &*self.map.as_ptr().add(HEADER + index * std::mem::size_of::<Block>()).cast::<Block>() }
     }
 
-    pub fn blocks(&self) -> usize {
+    pub(crate) fn blocks(&self) -> usize {
         self.blocks
     }
 
     /// Every block added up, with the restarts from the header.
-    pub fn total(&self) -> (Box<Block>, u64) {
+    pub(crate) fn total(&self) -> (Box<Block>, u64) {
         let total = Block::zeroed();
         for index in 0..self.blocks {
             total.add(self.block(index));
@@ -111,8 +111,8 @@ impl Region {
 }
 
 /// The primary's side: the shared file and which blocks live workers hold.
-pub struct Shared {
-    pub path: PathBuf,
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
     region: Region,
     leased: Mutex<Vec<bool>>,
 }
@@ -120,7 +120,7 @@ pub struct Shared {
 impl Shared {
     /// Room for every worker twice over (during a rolling reload an old worker drains while its
     /// replacement serves), plus the retired block.
-    pub fn create(dir: &Path, workers: u16) -> io::Result<Arc<Shared>> {
+    pub(crate) fn create(dir: &Path, workers: u16) -> io::Result<Arc<Shared>> {
         let path = dir.join("metrics.shm");
         let blocks = 1 + 2 * usize::from(workers) + 2;
         let region = Region::create(&path, blocks)?;
@@ -130,23 +130,23 @@ impl Shared {
     }
 
     /// A free block for a new worker; `None` if all are taken (that worker then counts privately).
-    pub fn lease(self: &Arc<Self>) -> Option<Lease> {
+    pub(crate) fn lease(self: &Arc<Self>) -> Option<Lease> {
         let mut leased = self.leased.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let index = leased.iter().position(|taken| !taken)?;
         leased[index] = true;
         Some(Lease { shared: self.clone(), index })
     }
 
-    pub fn set_worker_restarts(&self, restarts: u64) {
+    pub(crate) fn set_worker_restarts(&self, restarts: u64) {
         self.region.header().worker_restarts.store(restarts, Ordering::Relaxed);
     }
 }
 
 /// A block held by one worker process; dropped once that process has exited, which folds its
 /// counts into the retired block and frees it.
-pub struct Lease {
+pub(crate) struct Lease {
     shared: Arc<Shared>,
-    pub index: usize,
+    pub(crate) index: usize,
 }
 
 impl Drop for Lease {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::block::{gauge, Block, RouteLabel, OTHER_STATUS, STATUSES};
 
-pub fn text(total: &Block, worker_restarts: u64) -> String {
+pub(crate) fn text(total: &Block, worker_restarts: u64) -> String {
     let mut out = String::with_capacity(4096);
     requests(&mut out, total);
     request_durations(&mut out, total);

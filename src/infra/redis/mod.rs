@@ -24,11 +24,11 @@ use redis::{
 use tokio::sync::Mutex;
 
 use sentinel::Sentinels;
-pub use sentinel::UrlError;
+pub(crate) use sentinel::UrlError;
 
 /// Why a `--redis-url` cannot be used; found before anything connects.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// redis-rs refused the URL of a single server.
     #[error("--redis-url: {0}")]
     Url(RedisError),
@@ -38,7 +38,7 @@ pub enum Error {
 }
 
 /// A command or a connection attempt that takes longer fails, so a request never hangs on Redis.
-pub const TIMEOUT: Duration = Duration::from_secs(2);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(2);
 /// After a failed first connection, requests fail at once for this long instead of each waiting
 /// for its own attempt in turn.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -59,7 +59,7 @@ fn tcp_settings() -> TcpSettings {
         .set_user_timeout(Duration::from_secs(10))
 }
 
-pub struct RedisLink {
+pub(crate) struct RedisLink {
     target: Target,
     manager: Mutex<Manager>,
     /// Connections of this generation and older are no longer to be used (Sentinel only).
@@ -97,7 +97,7 @@ enum Commands {
 
 impl RedisLink {
     /// Checks the URL only; nothing is connected yet.
-    pub fn new(url: &str) -> Result<RedisLink, Error> {
+    pub(crate) fn new(url: &str) -> Result<RedisLink, Error> {
         let target = match Sentinels::parse(url)? {
             Some(sentinels) => Target::Sentinels(sentinels),
             None => Target::Server(Client::open(url).map_err(Error::Url)?),
@@ -106,7 +106,7 @@ impl RedisLink {
     }
 
     /// A handle on the shared connection (cheap to clone), connecting first if need be.
-    pub async fn connection(&self) -> Result<Connection, RedisError> {
+    pub(crate) async fn connection(&self) -> Result<Connection, RedisError> {
         let connected = self.connected().await?;
         let follows = matches!(self.target, Target::Sentinels(_));
         let drop_on_failure = follows.then(|| (self.dropped.clone(), connected.generation));
@@ -114,7 +114,7 @@ impl RedisLink {
     }
 
     /// A subscription connection to the same server as the commands (with Sentinel: the master).
-    pub async fn pubsub(&self) -> RedisResult<redis::aio::PubSub> {
+    pub(crate) async fn pubsub(&self) -> RedisResult<redis::aio::PubSub> {
         let connected = match &self.target {
             Target::Server(client) => return client.get_async_pubsub().await,
             Target::Sentinels(_) => self.connected().await?,
@@ -129,7 +129,7 @@ impl RedisLink {
     /// Returns when the sentinels announce a new master; never for a plain URL. The chat relay
     /// waiting to resubscribe takes it as the moment to try, and so may everyone: a failure to
     /// reach the old master no longer holds back the next attempt.
-    pub async fn master_switched(&self) {
+    pub(crate) async fn master_switched(&self) {
         match &self.target {
             Target::Server(_) => std::future::pending().await,
             Target::Sentinels(sentinels) => sentinels.switched().await,
@@ -173,7 +173,7 @@ impl RedisLink {
     }
 
     /// The address without its password, for logs.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.target {
             Target::Server(client) => {
                 let info = client.get_connection_info();
@@ -222,7 +222,7 @@ async fn connect_master(sentinels: &Sentinels) -> RedisResult<(Client, Commands)
 /// The command connection as the store and the relay use it: with Sentinel, a failure that says
 /// the server is gone or no longer the master drops it for everyone, so the next command asks the
 /// sentinels again.
-pub struct Connection {
+pub(crate) struct Connection {
     commands: Commands,
     drop_on_failure: Option<(Arc<AtomicU64>, u64)>,
 }
@@ -295,6 +295,6 @@ fn drop_connection(dropped: &AtomicU64, generation: u64, why: &RedisError) {
 /// no answer came (a timeout: Redis frozen or slow; or the connection broke while waiting), as
 /// opposed to never sent (no connection). The client is told which: "not done" invites a plain
 /// retry, "unknown" one that cannot do it twice.
-pub fn outcome_unknown(error: &RedisError) -> bool {
+pub(crate) fn outcome_unknown(error: &RedisError) -> bool {
     error.is_timeout() || error.is_connection_dropped()
 }

@@ -20,7 +20,7 @@ use redis::{
 };
 use thiserror::Error;
 
-pub const SCHEME: &str = "redis+sentinel://";
+pub(crate) const SCHEME: &str = "redis+sentinel://";
 const DEFAULT_PORT: u16 = 26379;
 /// How long one sentinel has to answer before the next one is asked.
 const ASK_TIMEOUT: Duration = Duration::from_secs(1);
@@ -29,7 +29,7 @@ const FORM: &str = "redis+sentinel://[USER:PASSWORD@]HOST[:PORT],HOST[:PORT]/MAS
 
 /// What is wrong with a `redis+sentinel://` URL.
 #[derive(Debug, Error, PartialEq)]
-pub enum UrlError {
+pub(crate) enum UrlError {
     #[error("name the master after the sentinels: {FORM}")]
     NoMaster,
     #[error("the master's name is empty: {FORM}")]
@@ -48,7 +48,7 @@ pub enum UrlError {
     NotUtf8(String),
 }
 
-pub struct Sentinels {
+pub(crate) struct Sentinels {
     /// Asked in this order; the one that answered last moves to the front.
     addrs: Mutex<Vec<(String, u16)>>,
     master_name: String,
@@ -61,7 +61,7 @@ pub struct Sentinels {
 impl Sentinels {
     /// The sentinels of a `redis+sentinel://` URL; `None` for any other URL. An error says what is
     /// wrong with it.
-    pub fn parse(url: &str) -> Result<Option<Sentinels>, UrlError> {
+    pub(crate) fn parse(url: &str) -> Result<Option<Sentinels>, UrlError> {
         let Some(rest) = url.strip_prefix(SCHEME) else { return Ok(None) };
         let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
         let (authority, path) = rest.split_once('/').ok_or(UrlError::NoMaster)?;
@@ -91,7 +91,7 @@ impl Sentinels {
 
     /// Where the master is now, with the URL's login and database, from the first sentinel that
     /// knows. The caller still checks that the server is a master (ROLE): a sentinel may lag.
-    pub async fn master(&self) -> RedisResult<ConnectionInfo> {
+    pub(crate) async fn master(&self) -> RedisResult<ConnectionInfo> {
         let addrs = self.addrs.lock().unwrap().clone();
         let mut problems = Vec::new();
         for (index, (host, port)) in addrs.iter().enumerate() {
@@ -119,7 +119,7 @@ impl Sentinels {
     /// Returns when a sentinel announces that another server is now the master (`+switch-master`):
     /// a reason to reconnect at once rather than after a backoff. Never returns when no sentinel
     /// can be subscribed to, or when its subscription ends: the caller's backoff then decides.
-    pub async fn switched(&self) {
+    pub(crate) async fn switched(&self) {
         let addrs = self.addrs.lock().unwrap().clone();
         for (host, port) in addrs {
             let subscribed = tokio::time::timeout(ASK_TIMEOUT, self.switches(&host, port)).await;
@@ -170,7 +170,7 @@ impl Sentinels {
     }
 
     /// For logs: the master's name and the sentinels, without any password.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let addrs = self.addrs.lock().unwrap();
         let hosts: Vec<String> = addrs.iter().map(|(host, port)| format!("{host}:{port}")).collect();
         format!("master `{}` of sentinels {} db {}", self.master_name, hosts.join(","), self.master_login.db)

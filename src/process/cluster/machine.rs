@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crate::process::backoff::Doubling;
 
 /// Identifies one worker process for its whole life (pids are reused; these are not).
-pub type WorkerId = u64;
+pub(crate) type WorkerId = u64;
 
 /// A worker that lived this long was healthy: its death restarts the backoff.
 const STABLE_AFTER: Duration = Duration::from_secs(10);
@@ -32,14 +32,14 @@ const RESPAWNS: Doubling = Doubling { first: Duration::from_millis(100), max: Du
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     Terminate,
     Kill,
 }
 
 /// What the service manager is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     Status(String),
     /// READY=1: at first when every worker is, then at the end of each reload with its outcome.
     Ready {
@@ -54,7 +54,7 @@ pub enum Notice {
 /// failure when it was replacing for a reload. The texts reach `systemctl status` and
 /// `app reload --pid`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReplacementFailed {
+pub(crate) enum ReplacementFailed {
     #[error("worker {slot}: cannot start a replacement: {error}")]
     NotStarted { slot: usize, error: String },
     #[error("worker {slot}: the replacement {how} before it was ready")]
@@ -64,7 +64,7 @@ pub enum ReplacementFailed {
 }
 
 /// The machine's way to act on the world.
-pub trait Effects {
+pub(crate) trait Effects {
     /// Starts a worker process for `slot`.
     fn spawn(&mut self, slot: u16) -> std::io::Result<(WorkerId, u32)>;
     fn signal(&mut self, worker: WorkerId, signal: Signal);
@@ -74,7 +74,7 @@ pub trait Effects {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Input {
+pub(crate) enum Input {
     Ready(WorkerId),
     Pinged(WorkerId),
     Exited {
@@ -93,14 +93,14 @@ pub enum Input {
 
 /// The limits the machine holds its workers to.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// How long a ready worker may go without WATCHDOG=1.
-    pub watchdog: Duration,
+    pub(crate) watchdog: Duration,
     /// How long a started worker has to become ready.
-    pub ready_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
     /// The workers' --drain-timeout: a retired worker is killed after it plus a grace.
-    pub drain_timeout: Duration,
-    pub max_memory: Option<u64>,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) max_memory: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -150,7 +150,7 @@ struct Retired {
     kill_at: Instant,
 }
 
-pub struct Machine {
+pub(crate) struct Machine {
     limits: Limits,
     slots: Vec<Slot>,
     retired: Vec<Retired>,
@@ -165,7 +165,7 @@ pub struct Machine {
 
 impl Machine {
     /// Starts a worker in each of `workers` slots.
-    pub fn start(workers: u16, limits: Limits, now: Instant, effects: &mut impl Effects) -> Machine {
+    pub(crate) fn start(workers: u16, limits: Limits, now: Instant, effects: &mut impl Effects) -> Machine {
         let mut machine = Machine {
             limits,
             slots: (0..workers)
@@ -184,7 +184,7 @@ impl Machine {
         machine
     }
 
-    pub fn handle(&mut self, input: Input, now: Instant, effects: &mut impl Effects) {
+    pub(crate) fn handle(&mut self, input: Input, now: Instant, effects: &mut impl Effects) {
         match input {
             Input::Ready(id) => self.on_ready(id, now, effects),
             Input::Pinged(id) => {
@@ -204,7 +204,7 @@ impl Machine {
     }
 
     /// The earliest time something is due (a start, a ready timeout, a watchdog, a kill).
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let mut deadlines = Vec::new();
         for slot in &self.slots {
             match &slot.phase {
@@ -223,23 +223,23 @@ impl Machine {
     }
 
     /// Stopping, and every worker is gone.
-    pub fn finished(&self) -> bool {
+    pub(crate) fn finished(&self) -> bool {
         self.stopping && self.retired.is_empty() && self.slots.iter().all(|s| matches!(s.phase, Phase::Empty))
     }
 
-    pub fn restarts(&self) -> u64 {
+    pub(crate) fn restarts(&self) -> u64 {
         self.restarts
     }
 
     /// Slots with a ready worker serving.
-    pub fn ready_count(&self) -> usize {
+    pub(crate) fn ready_count(&self) -> usize {
         self.slots
             .iter()
             .filter(|slot| matches!(slot.phase, Phase::Serving(_) | Phase::Replacing { .. }))
             .count()
     }
 
-    pub fn status(&self) -> String {
+    pub(crate) fn status(&self) -> String {
         let restarts = self.restarts;
         let plural = if restarts == 1 { "" } else { "s" };
         format!("{}/{} workers ready, {restarts} restart{plural}", self.ready_count(), self.slots.len())

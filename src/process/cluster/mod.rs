@@ -2,7 +2,7 @@
 //! processes (copies of this binary) serving it, tells the service manager how they are, forwards
 //! a stop to them and replaces them one by one on SIGHUP.
 
-pub mod bus;
+pub(crate) mod bus;
 mod machine;
 mod worker;
 
@@ -25,14 +25,14 @@ use crate::process::watcher;
 use crate::process::{Error, MEMORY_CHECK_PERIOD};
 use bus::Bus;
 use machine::{Effects, Input, Limits, Machine, Notice, Signal, WorkerId};
-pub use worker::WORKER_INDEX_ENV;
+pub(crate) use worker::WORKER_INDEX_ENV;
 use worker::{Event, SpawnSpec};
 
 /// The watchdog a worker is held to when the primary itself has none from systemd.
 const DEFAULT_WORKER_WATCHDOG: Duration = Duration::from_secs(20);
 
 /// Runs a cluster's primary until it and its workers have stopped.
-pub fn run(config: Config, exe: &Path) -> Result<(), Error> {
+pub(crate) fn run(config: Config, exe: &Path) -> Result<(), Error> {
     let acquired = listener::acquire(&config)?;
     announce_start(&config, &acquired);
     let notify_dir = NotifyDir::create().map_err(Error::Start)?;
@@ -230,7 +230,7 @@ impl Effects for Processes {
 struct NotifyDir(PathBuf);
 
 /// How the primary's private directory is named (followed by its pid).
-pub const NOTIFY_DIR_PREFIX: &str = "app-primary-";
+pub(crate) const NOTIFY_DIR_PREFIX: &str = "app-primary-";
 
 impl NotifyDir {
     fn create() -> std::io::Result<Self> {

@@ -19,26 +19,26 @@ use crate::process::listener;
 use crate::process::orphan;
 
 /// The variable that makes a started copy of the binary a cluster worker, and gives its index.
-pub const WORKER_INDEX_ENV: &str = "APP_CLUSTER_WORKER";
+pub(crate) const WORKER_INDEX_ENV: &str = "APP_CLUSTER_WORKER";
 
 /// What every worker of this primary is started with.
-pub struct SpawnSpec {
-    pub exe: PathBuf,
-    pub args: Vec<OsString>,
-    pub listener_fd: RawFd,
-    pub workers: u16,
+pub(crate) struct SpawnSpec {
+    pub(crate) exe: PathBuf,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) listener_fd: RawFd,
+    pub(crate) workers: u16,
     /// The watchdog timeout the primary holds each worker to.
-    pub watchdog: Duration,
+    pub(crate) watchdog: Duration,
     /// Where the per-worker notify sockets live.
-    pub notify_dir: PathBuf,
+    pub(crate) notify_dir: PathBuf,
     /// The instance's shared counters, when the file could be made.
-    pub metrics: Option<std::sync::Arc<Shared>>,
+    pub(crate) metrics: Option<std::sync::Arc<Shared>>,
     /// The chat bus each worker is attached to (cluster mode without --redis-url).
-    pub bus: Option<std::sync::Arc<Bus>>,
+    pub(crate) bus: Option<std::sync::Arc<Bus>>,
 }
 
 /// What a worker says or does, as the machine hears it.
-pub enum Event {
+pub(crate) enum Event {
     Ready,
     Pinged,
     /// Its chat bus was cut off (it fell behind, or broke the format): it must be replaced.
@@ -70,13 +70,13 @@ impl Notification {
 /// A started worker: its pid, and where to send the signals meant for it. Signals go through the
 /// task that owns the child, which sends them only while the child is not reaped, so a recycled
 /// pid is never signalled.
-pub struct Handle {
-    pub pid: u32,
-    pub signals: mpsc::UnboundedSender<libc::c_int>,
+pub(crate) struct Handle {
+    pub(crate) pid: u32,
+    pub(crate) signals: mpsc::UnboundedSender<libc::c_int>,
 }
 
 /// Starts worker `index` and a task that reports its events as `(id, Event)` until it exits.
-pub fn spawn(
+pub(crate) fn spawn(
     spec: &SpawnSpec,
     index: u16,
     id: u64,

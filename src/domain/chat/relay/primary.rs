@@ -33,7 +33,7 @@ const BUFFER_BYTES: usize = 64 * 1024;
 /// A frame on its way to the primary, holding its share of [`OUTGOING_BYTES`] until written.
 type Outgoing = (Bytes, OwnedSemaphorePermit);
 
-pub struct PrimaryRelay {
+pub(crate) struct PrimaryRelay {
     outgoing: mpsc::UnboundedSender<Outgoing>,
     /// OUTGOING_BYTES, as permits of one byte each.
     budget: Arc<Semaphore>,
@@ -44,7 +44,7 @@ pub struct PrimaryRelay {
 impl PrimaryRelay {
     /// The relay over `bus`, the socket the primary handed this process (taken over, close-on-exec,
     /// at start-up by the process layer: `process/inherited.rs`).
-    pub fn inherited(bus: OwnedFd, rooms: Arc<Rooms>) -> Option<PrimaryRelay> {
+    pub(crate) fn inherited(bus: OwnedFd, rooms: Arc<Rooms>) -> Option<PrimaryRelay> {
         let fd = bus.as_raw_fd();
         let stream = std::os::unix::net::UnixStream::from(bus);
         let stream = match stream.set_nonblocking(true).and_then(|()| UnixStream::from_std(stream)) {
@@ -63,11 +63,11 @@ impl PrimaryRelay {
         Some(PrimaryRelay { outgoing, budget: Arc::new(Semaphore::new(OUTGOING_BYTES)), open })
     }
 
-    pub fn connected(&self) -> bool {
+    pub(crate) fn connected(&self) -> bool {
         *self.open.borrow()
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
+    pub(crate) async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         if !self.connected() {
             return Err(SendError::BusClosed);
         }

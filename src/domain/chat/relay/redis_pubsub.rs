@@ -23,7 +23,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// [`TIMEOUT`].
 const PING_PERIOD: Duration = Duration::from_secs(3);
 
-pub struct RedisRelay {
+pub(crate) struct RedisRelay {
     link: Arc<RedisLink>,
     /// Whether the subscription is live: a message published while it is not would miss this
     /// process's own clients.
@@ -31,19 +31,19 @@ pub struct RedisRelay {
 }
 
 impl RedisRelay {
-    pub fn start(link: Arc<RedisLink>, rooms: Arc<Rooms>) -> RedisRelay {
+    pub(crate) fn start(link: Arc<RedisLink>, rooms: Arc<Rooms>) -> RedisRelay {
         let (live, subscribed) = watch::channel(false);
         tokio::spawn(subscribe_forever(link.clone(), rooms, live));
         RedisRelay { link, subscribed }
     }
 
     /// Waits until the subscription is live, for at most `patience`; whether it is.
-    pub async fn wait_subscribed(&self, patience: Duration) -> bool {
+    pub(crate) async fn wait_subscribed(&self, patience: Duration) -> bool {
         let mut subscribed = self.subscribed.clone();
         tokio::time::timeout(patience, subscribed.wait_for(|live| *live)).await.is_ok_and(|r| r.is_ok())
     }
 
-    pub async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
+    pub(crate) async fn publish(&self, room: &str, frame: String) -> Result<(), SendError> {
         if !*self.subscribed.borrow() {
             return Err(SendError::RedisUnreachable);
         }

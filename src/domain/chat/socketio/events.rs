@@ -16,14 +16,14 @@ use crate::infra::metrics::ChatConnection;
 
 /// Why a packet ends the socket.
 #[derive(Debug)]
-pub enum Ending {
+pub(crate) enum Ending {
     /// The client said DISCONNECT.
     Left,
     /// The client broke the protocol; it is told why ([`Socket::farewell`]) and disconnected.
     Refused(ProtocolError),
 }
 
-pub struct Socket {
+pub(crate) struct Socket {
     connected: Option<Connected>,
 }
 
@@ -43,17 +43,17 @@ struct Sent {
 }
 
 impl Socket {
-    pub fn new() -> Socket {
+    pub(crate) fn new() -> Socket {
         Socket { connected: None }
     }
 
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.connected.is_some()
     }
 
     /// The next frame the rooms deliver to this socket, as the Engine.IO packet that carries it
     /// (never resolves before CONNECT).
-    pub async fn next_frame(&mut self) -> Option<String> {
+    pub(crate) async fn next_frame(&mut self) -> Option<String> {
         match &mut self.connected {
             Some(connected) => connected.client.frames.recv().await.map(|frame| as_event(&frame)),
             None => std::future::pending().await,
@@ -61,13 +61,13 @@ impl Socket {
     }
 
     /// A frame already queued, if any (to send several in one long-poll answer).
-    pub fn queued_frame(&mut self) -> Option<String> {
+    pub(crate) fn queued_frame(&mut self) -> Option<String> {
         let connected = self.connected.as_mut()?;
         connected.client.frames.try_recv().ok().map(|frame| as_event(&frame))
     }
 
     /// Resolves when the rooms found this socket's queue full (never before CONNECT).
-    pub fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    pub(crate) fn kicked(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let kicked = self.connected.as_ref().map(|connected| connected.client.kicked());
         async move {
             match kicked {
@@ -79,7 +79,12 @@ impl Socket {
 
     /// Acts on one Socket.IO packet; what the server answers is pushed to `outbox`. An `Err`
     /// ends the socket.
-    pub async fn receive(&mut self, hub: &Hub, text: &str, outbox: &mut Vec<String>) -> Result<(), Ending> {
+    pub(crate) async fn receive(
+        &mut self,
+        hub: &Hub,
+        text: &str,
+        outbox: &mut Vec<String>,
+    ) -> Result<(), Ending> {
         let packet = packet::socket(text).map_err(Ending::Refused)?;
         if packet.namespace != "/" {
             // As the Node server answers a namespace it does not have; the socket stays open.
@@ -133,7 +138,7 @@ impl Socket {
 
     /// The last packets of a socket the server ends: an `error` event with the reason (the same
     /// `{"error": ...}` as /ws sends) and DISCONNECT; before CONNECT, a CONNECT_ERROR with it.
-    pub fn farewell(&self, reason: &str, outbox: &mut Vec<String>) {
+    pub(crate) fn farewell(&self, reason: &str, outbox: &mut Vec<String>) {
         if self.is_connected() {
             outbox.push(out::event("error", &frames::error(reason)));
             outbox.push(out::DISCONNECT.into());
@@ -143,7 +148,7 @@ impl Socket {
     }
 
     /// Leaves every room, telling each (after leaving, so the socket gets no notice of its own).
-    pub async fn leave_all(self, hub: &Hub) {
+    pub(crate) async fn leave_all(self, hub: &Hub) {
         let Some(connected) = self.connected else { return };
         let Connected { name, client, .. } = connected;
         let rooms = client.joined().to_vec();

@@ -20,20 +20,20 @@ use std::sync::Mutex;
 use rand::distributions::{Alphanumeric, DistString};
 use tokio::sync::mpsc;
 
-pub use session::{serve_polling, serve_websocket, Request, Ws, WsLink, PING_INTERVAL, PING_TIMEOUT};
+pub(crate) use session::{serve_polling, serve_websocket, Request, Ws, WsLink, PING_INTERVAL, PING_TIMEOUT};
 
 /// Random characters in a session id: about 119 bits, not to be guessed.
 const SID_RANDOM_CHARS: usize = 20;
 
 /// The polling sessions of this process, by session id: where their requests go.
 #[derive(Default)]
-pub struct Sessions {
+pub(crate) struct Sessions {
     open: Mutex<HashMap<String, mpsc::Sender<Request>>>,
 }
 
 impl Sessions {
     /// A new polling session's id and where its requests arrive.
-    pub fn open(&self, worker: Option<u16>) -> (String, mpsc::Receiver<Request>) {
+    pub(crate) fn open(&self, worker: Option<u16>) -> (String, mpsc::Receiver<Request>) {
         let sid = new_sid(worker);
         // Few requests of one session are in flight at once: one GET, a POST, an upgrade.
         let (requests, incoming) = mpsc::channel(4);
@@ -42,11 +42,11 @@ impl Sessions {
     }
 
     /// Where the requests of session `sid` go, if it is open in this process.
-    pub fn get(&self, sid: &str) -> Option<mpsc::Sender<Request>> {
+    pub(crate) fn get(&self, sid: &str) -> Option<mpsc::Sender<Request>> {
         self.lock().get(sid).cloned()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().len()
     }
 
@@ -61,7 +61,7 @@ impl Sessions {
 
 /// A session id: `w<worker>-<random>` in a cluster worker (so any worker can tell whose session
 /// a polling request belongs to), `<random>` in fork mode.
-pub fn new_sid(worker: Option<u16>) -> String {
+pub(crate) fn new_sid(worker: Option<u16>) -> String {
     match worker {
         Some(worker) => format!("w{worker}-{}", random_id()),
         None => random_id(),
@@ -80,7 +80,7 @@ fn random_id() -> String {
 }
 
 /// The Engine.IO handshake of session `sid`, offering `upgrades`.
-pub fn open_packet(sid: &str, upgrades: &[&str], limits: &super::Limits) -> String {
+pub(crate) fn open_packet(sid: &str, upgrades: &[&str], limits: &super::Limits) -> String {
     let ms = |duration: std::time::Duration| duration.as_millis() as u64;
     packet::out::open(sid, upgrades, ms(PING_INTERVAL), ms(PING_TIMEOUT), max_payload(limits))
 }
@@ -88,7 +88,7 @@ pub fn open_packet(sid: &str, upgrades: &[&str], limits: &super::Limits) -> Stri
 /// The largest Engine.IO payload the server reads, announced in the handshake (`maxPayload`): the
 /// WebSocket frame limit of /ws, four times `--chat-max-message-bytes`. A packet above the message
 /// limit but within this one gets an error acknowledgement; above this one, the socket is closed.
-pub fn max_payload(limits: &super::Limits) -> usize {
+pub(crate) fn max_payload(limits: &super::Limits) -> usize {
     limits.max_message_bytes * 4
 }
 

@@ -12,7 +12,7 @@ use crate::domain::chat::error::ProtocolError;
 
 /// An Engine.IO packet from a client, borrowed from its frame or payload.
 #[derive(Debug, PartialEq)]
-pub enum Engine<'a> {
+pub(crate) enum Engine<'a> {
     Close,
     Ping(&'a str),
     Pong(&'a str),
@@ -21,7 +21,7 @@ pub enum Engine<'a> {
     Noop,
 }
 
-pub fn engine(packet: &str) -> Result<Engine<'_>, ProtocolError> {
+pub(crate) fn engine(packet: &str) -> Result<Engine<'_>, ProtocolError> {
     let mut chars = packet.chars();
     let kind = chars.next().ok_or(ProtocolError::EmptyEnginePacket)?;
     let data = chars.as_str();
@@ -39,17 +39,17 @@ pub fn engine(packet: &str) -> Result<Engine<'_>, ProtocolError> {
 
 /// A Socket.IO packet from a client.
 #[derive(Debug, PartialEq)]
-pub struct Packet<'a> {
-    pub kind: Kind,
+pub(crate) struct Packet<'a> {
+    pub(crate) kind: Kind,
     /// `/` when the packet names no namespace.
-    pub namespace: &'a str,
-    pub ack: Option<u64>,
+    pub(crate) namespace: &'a str,
+    pub(crate) ack: Option<u64>,
     /// The JSON that follows, unparsed (empty when there is none).
-    pub data: &'a str,
+    pub(crate) data: &'a str,
 }
 
 #[derive(Debug, PartialEq, Clone, Copy)]
-pub enum Kind {
+pub(crate) enum Kind {
     Connect,
     Disconnect,
     Event,
@@ -57,7 +57,7 @@ pub enum Kind {
 }
 
 /// Splits a Socket.IO packet into its parts; the JSON is left for the caller (after the size check).
-pub fn socket(packet: &str) -> Result<Packet<'_>, ProtocolError> {
+pub(crate) fn socket(packet: &str) -> Result<Packet<'_>, ProtocolError> {
     let mut chars = packet.chars();
     let kind = match chars.next() {
         Some('0') => Kind::Connect,
@@ -84,17 +84,17 @@ pub fn socket(packet: &str) -> Result<Packet<'_>, ProtocolError> {
 }
 
 /// What the server sends, as Engine.IO text packets.
-pub mod out {
+pub(crate) mod out {
     use super::*;
 
-    pub const PING: &str = "2";
-    pub const PROBE_ANSWER: &str = "3probe";
-    pub const NOOP: &str = "6";
-    pub const CLOSE: &str = "1";
+    pub(crate) const PING: &str = "2";
+    pub(crate) const PROBE_ANSWER: &str = "3probe";
+    pub(crate) const NOOP: &str = "6";
+    pub(crate) const CLOSE: &str = "1";
 
     /// The Engine.IO handshake (`0{...}`): the session id, the transports it may move to, the
     /// heartbeat and the largest payload the server reads.
-    pub fn open(
+    pub(crate) fn open(
         sid: &str,
         upgrades: &[&str],
         ping_interval_ms: u64,
@@ -112,12 +112,12 @@ pub mod out {
     }
 
     /// CONNECT accepted: the socket's own id.
-    pub fn connected(socket_id: &str) -> String {
+    pub(crate) fn connected(socket_id: &str) -> String {
         format!("40{}", json!({ "sid": socket_id }))
     }
 
     /// CONNECT refused, for `namespace`; `socket.io-client` emits `connect_error` with `message`.
-    pub fn connect_error(namespace: &str, message: &str) -> String {
+    pub(crate) fn connect_error(namespace: &str, message: &str) -> String {
         let body = json!({ "message": message });
         match namespace {
             "/" => format!("44{body}"),
@@ -126,14 +126,14 @@ pub mod out {
     }
 
     /// The server ends the socket (the client's reason: "io server disconnect").
-    pub const DISCONNECT: &str = "41";
+    pub(crate) const DISCONNECT: &str = "41";
 
     /// An event whose one argument is `json`, already encoded (frames from the rooms are).
-    pub fn event(name: &str, json: &str) -> String {
+    pub(crate) fn event(name: &str, json: &str) -> String {
         format!("42[\"{name}\",{json}]")
     }
 
-    pub fn ack(id: u64, reply: &Value) -> String {
+    pub(crate) fn ack(id: u64, reply: &Value) -> String {
         format!("43{id}[{reply}]")
     }
 }

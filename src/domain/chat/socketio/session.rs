@@ -30,8 +30,8 @@ use crate::domain::chat::socket::truncated;
 use crate::domain::chat::Hub;
 use crate::infra::slot::ConnectionSlot;
 
-pub const PING_INTERVAL: Duration = Duration::from_millis(25_000);
-pub const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(25_000);
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(20_000);
 /// Packets that may wait for a polling client's next GET (acknowledgements, pings; room frames
 /// wait in the socket's queue instead). A client that provokes more without polling is too slow.
 const MAX_WAITING_PACKETS: usize = 64;
@@ -42,17 +42,18 @@ const FRAMES_PER_POLL: usize = 64;
 const CLOSE_DEADLINE: Duration = Duration::from_secs(1);
 
 /// A WebSocket on an upgraded HTTP connection (TCP, or the unix socket of a forwarded upgrade).
-pub type Ws = WebSocketStream<TokioIo<Upgraded>>;
+pub(crate) type Ws = WebSocketStream<TokioIo<Upgraded>>;
 
 /// A WebSocket, with what keeps its connection counted (`--max-connections`, the drain) for as
 /// long as it is held.
-pub struct WsLink {
-    pub ws: Ws,
-    pub open: ConnectionSlot,
+pub(crate) struct WsLink {
+    pub(crate) ws: Ws,
+    /// Held only to be dropped with the link: the connection's place is given back then.
+    pub(crate) _open: ConnectionSlot,
 }
 
 /// What a polling request (or the WebSocket of an upgrade) brings its session.
-pub enum Request {
+pub(crate) enum Request {
     /// A GET: answered with the waiting packets (`\x1e` between them) once there are some.
     Poll(oneshot::Sender<Result<String, String>>),
     /// A POST's packets; answered once they are handled.
@@ -132,7 +133,7 @@ struct Session {
 }
 
 /// Serves a session that opened on a WebSocket (its open packet is sent here).
-pub async fn serve_websocket(hub: Arc<Hub>, link: WsLink, sid: String, stop: watch::Receiver<bool>) {
+pub(crate) async fn serve_websocket(hub: Arc<Hub>, link: WsLink, sid: String, stop: watch::Receiver<bool>) {
     let open = super::open_packet(&sid, &[], &hub.limits);
     let mut session = Session::new(hub);
     session.outbox.push(open);
@@ -140,7 +141,7 @@ pub async fn serve_websocket(hub: Arc<Hub>, link: WsLink, sid: String, stop: wat
 }
 
 /// Serves a polling session whose handshake the caller answers; its requests come on `requests`.
-pub async fn serve_polling(
+pub(crate) async fn serve_polling(
     hub: Arc<Hub>,
     requests: mpsc::Receiver<Request>,
     sid: String,

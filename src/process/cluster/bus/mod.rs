@@ -30,16 +30,16 @@ use super::machine::WorkerId;
 use super::worker::Event;
 
 /// Where a worker finds its end of the bus (the listener is fd 3).
-pub const BUS_FD: RawFd = 4;
+pub(crate) const BUS_FD: RawFd = 4;
 /// Set in a worker's environment when it has a bus at [`BUS_FD`].
-pub const BUS_FD_ENV: &str = "APP_CLUSTER_BUS_FD";
+pub(crate) const BUS_FD_ENV: &str = "APP_CLUSTER_BUS_FD";
 /// Bytes the primary holds for one worker that has not read them yet, beyond its socket buffer:
 /// thousands of ordinary messages, so only a worker that stopped reading (frozen, stuck) reaches it.
-pub const QUEUE_BYTES: usize = 8 * 1024 * 1024;
+pub(crate) const QUEUE_BYTES: usize = 8 * 1024 * 1024;
 /// What one write to a worker gathers, so a burst costs few system calls.
 const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
-pub struct Bus {
+pub(crate) struct Bus {
     links: Mutex<HashMap<WorkerId, Link>>,
     /// The supervisor's events: a worker cut off is reported as [`Event::Unfit`].
     events: mpsc::UnboundedSender<(WorkerId, Event)>,
@@ -68,13 +68,13 @@ struct Queue {
 }
 
 impl Bus {
-    pub fn new(events: mpsc::UnboundedSender<(WorkerId, Event)>) -> Arc<Bus> {
+    pub(crate) fn new(events: mpsc::UnboundedSender<(WorkerId, Event)>) -> Arc<Bus> {
         Arc::new(Bus { links: Mutex::default(), events })
     }
 
     /// A socketpair for a worker about to start: the primary's end, and the worker's, numbered 10 or
     /// more (close-on-exec) so that moving the listener to fd 3 in the child cannot overwrite it.
-    pub fn pair() -> io::Result<(std::os::unix::net::UnixStream, OwnedFd)> {
+    pub(crate) fn pair() -> io::Result<(std::os::unix::net::UnixStream, OwnedFd)> {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
         // SAFETY: fcntl on an fd we own; the result, when valid, is a new fd that we then own.
         let moved = unsafe { libc::fcntl(theirs.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
@@ -87,7 +87,13 @@ impl Bus {
 
     /// Starts moving worker `id`'s frames: what it writes goes to every worker, and every frame
     /// reaches it from now on.
-    pub fn attach(self: &Arc<Self>, id: WorkerId, slot: u16, pid: u32, ours: std::os::unix::net::UnixStream) {
+    pub(crate) fn attach(
+        self: &Arc<Self>,
+        id: WorkerId,
+        slot: u16,
+        pid: u32,
+        ours: std::os::unix::net::UnixStream,
+    ) {
         let stream = match ours.set_nonblocking(true).and_then(|()| UnixStream::from_std(ours)) {
             Ok(stream) => stream,
             Err(error) => {
@@ -106,7 +112,7 @@ impl Bus {
     }
 
     /// Forgets worker `id` (it exited), closing its end.
-    pub fn detach(&self, id: WorkerId) {
+    pub(crate) fn detach(&self, id: WorkerId) {
         if let Some(link) = self.lock().remove(&id) {
             link.stop();
         }
