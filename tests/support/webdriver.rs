@@ -2,12 +2,13 @@
 //! sessions, navigation, elements (find, type, click, text) and script. Each session is its own
 //! browser with a fresh profile, so two sessions are two independent users.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
-use super::{read_framed_response, send, temp_dir, wait_for, wait_listening, TempDir, PATIENCE};
+use super::{read_framed_response, send, temp_dir, wait_for, TempDir, PATIENCE};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -17,17 +18,26 @@ pub struct ChromeDriver {
 }
 
 impl ChromeDriver {
+    /// Starts chromedriver on a port it chooses itself (`--port=0`) and reads the port from its
+    /// start-up line: a port picked here and released for it could be taken by another test
+    /// before chromedriver binds it, and the test would then talk to that process.
     pub fn start() -> ChromeDriver {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is installed (tests/lib/deps.sh: chromium-driver)");
-        let driver = ChromeDriver { addr: SocketAddr::from(([127, 0, 0, 1], port)), child };
-        wait_listening(driver.addr, || "chromedriver listens".to_string());
-        driver
+        let mut lines =
+            BufReader::new(child.stdout.take().expect("piped stdout")).lines().map_while(Result::ok);
+        let port = lines
+            .find_map(|line| {
+                line.split_once("started successfully on port ")?.1.trim_end_matches('.').parse().ok()
+            })
+            .expect("chromedriver says which port it listens on");
+        // The rest is drained, so that chromedriver never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ChromeDriver { addr: SocketAddr::from(([127, 0, 0, 1], port)), child }
     }
 
     fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
