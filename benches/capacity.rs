@@ -23,7 +23,7 @@ mod support;
 #[path = "capacity/client.rs"]
 mod client;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -156,7 +156,7 @@ fn start(stack: Stack, instances: usize, redis: Option<Redis>) -> Servers {
                 servers._data.push(data);
             }
             Stack::Node => {
-                let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+                let port = support::server_port();
                 let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/node-socketio");
                 let mut command = Command::new("node");
                 command.arg(format!("{dir}/server.js")).env("PORT", port.to_string()).stdout(Stdio::null());

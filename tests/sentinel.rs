@@ -291,7 +291,7 @@ fn a_master_demoted_alive_by_a_manual_fail_over_is_left_for_the_promoted_replica
 
 #[test]
 fn with_no_sentinel_answering_the_instance_serves_and_todo_requests_get_a_503_naming_the_sentinels() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = support::server_port();
     let url = format!("redis+sentinel://127.0.0.1:{port}/{MASTER_NAME}");
     let app = App::activated(&["--redis-url", &url, "--todos-store", "redis"]).ready();
     assert_eq!(app.get("/").status, 200);

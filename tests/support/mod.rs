@@ -504,6 +504,23 @@ pub fn accepted_connections(pid: i32, port: u16) -> usize {
         .count()
 }
 
+/// A port for a server that binds it itself (redis-server, nginx, node): one this process has not
+/// given out yet, below the kernel's ephemeral range (32768-60999 by default), and free when
+/// asked. A port taken from `bind(:0)` and released is an ephemeral one: any outgoing connection
+/// or `bind(:0)` of a concurrent test may get it before the server binds it.
+pub fn server_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    const FIRST: u16 = 20000;
+    const SPAN: u16 = 12000;
+    // Where this process starts in the range, so that two test binaries rarely meet.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    (0..SPAN)
+        .map(|_| FIRST + (start + NEXT.fetch_add(1, Ordering::Relaxed) % SPAN) % SPAN)
+        .find(|&port| TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .expect("a free port in 20000-31999")
+}
+
 pub use tempfile::TempDir;
 
 /// A directory of the test's own, removed when dropped.

@@ -5,7 +5,7 @@
 //! the same processes as every other path, each client kept on one of them (hash of its
 //! address), as in nginx/sites-available: Socket.IO's long-polling sessions live in one process.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
 use super::{temp_dir, wait_listening, TempDir};
@@ -19,7 +19,7 @@ pub struct Nginx {
 impl Nginx {
     pub fn start(upstreams: &[SocketAddr]) -> Nginx {
         let dir = temp_dir();
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::server_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let servers: String = upstreams.iter().map(|up| format!("    server {up} max_fails=0;\n")).collect();
         let root = dir.path().display();

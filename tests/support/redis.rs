@@ -4,7 +4,7 @@
 //! nixpkgs' `redis-sentinel` is).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -75,7 +75,7 @@ impl Redis {
     }
 
     fn start_as(role: Role, dir: TempDir, password: Option<String>) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = super::server_port();
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let mut redis = Redis { addr, child: None, dir, password, netns: None, role };
         redis.resume();
