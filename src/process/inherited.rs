@@ -49,7 +49,13 @@ impl Inherited {
             }
             _ => None,
         };
-        let bus = var(bus::BUS_FD_ENV).and_then(|fd| fd.parse().ok()).and_then(take_fd);
+        // Only a worker has a bus, and only at the descriptor its primary puts it at: any other
+        // number (a stray variable, say 3) could name a descriptor something else owns.
+        let bus = worker
+            .and(var(bus::BUS_FD_ENV))
+            .and_then(|fd| fd.parse::<RawFd>().ok())
+            .filter(|&fd| fd == bus::BUS_FD)
+            .and_then(take_fd);
         let primary_runtime_dir = worker
             .and(std::env::var_os("NOTIFY_SOCKET"))
             .and_then(|socket| primary_dir_of(Path::new(&socket)));
@@ -63,8 +69,9 @@ fn take_fd(fd: RawFd) -> Option<OwnedFd> {
     if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
         return None;
     }
-    // SAFETY: the primary put this descriptor here for this process alone, and it is taken once,
-    // here, before any thread runs, so nothing else owns or closes it.
+    // SAFETY: only called for a worker's BUS_FD, which its primary put there for it alone (the
+    // listener is fd 3, and nothing this process opens comes before it takes this one); it is
+    // taken once, here, before any thread runs, so nothing else owns or closes it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
