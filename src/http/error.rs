@@ -116,16 +116,10 @@ fn allowed(methods: &[Method]) -> String {
     methods.iter().map(Method::as_str).collect::<Vec<_>>().join(", ")
 }
 
-/// The todo store failed: an operation's failure may be over in a moment (a Redis fail-over, a
-/// busy SQLite); the start-up errors never reach a request, and would not pass by retrying.
-impl From<todos::Error> for HttpError {
-    fn from(problem: todos::Error) -> HttpError {
-        match problem {
-            todos::Error::Unavailable(_) => HttpError::RetrySoon(problem.to_string()),
-            todos::Error::Open { .. } | todos::Error::NeedsRedisUrl => {
-                HttpError::Unavailable(problem.to_string())
-            }
-        }
+/// A todo store operation failed: it may work in a moment (a Redis fail-over, a busy SQLite).
+impl From<todos::Unavailable> for HttpError {
+    fn from(problem: todos::Unavailable) -> HttpError {
+        HttpError::RetrySoon(problem.to_string())
     }
 }
 
@@ -153,7 +147,7 @@ mod tests {
         .into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()[ALLOW], "GET, HEAD");
-        let busy = HttpError::from(todos::Error::from(todos::Unavailable::WriterStopped)).into_response();
+        let busy = HttpError::from(todos::Unavailable::WriterStopped).into_response();
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(busy.headers()[RETRY_AFTER], "1");
         assert!(HttpError::Unavailable("x".into()).into_response().headers().get(RETRY_AFTER).is_none());

@@ -110,13 +110,9 @@ pub(crate) struct Page {
     pub(crate) total: u64,
 }
 
-/// What a store operation or the store's opening met instead of an answer.
+/// Why the store could not be opened at start (an operation's failure is an [`Unavailable`]).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
-    /// The store could not answer (file locked too long, Redis away): the request gets a 503,
-    /// never a false 201. Every error of a store operation is this one.
-    #[error(transparent)]
-    Unavailable(#[from] Unavailable),
     /// At start: the data directory or the SQLite file could not be made ready.
     #[error("cannot open the todo store in {}: {source}", dir.display())]
     Open { dir: PathBuf, source: OpenError },
@@ -124,7 +120,8 @@ pub(crate) enum Error {
     NeedsRedisUrl,
 }
 
-/// Why the store could not answer one operation (see [`Error::Unavailable`]).
+/// Why the store could not answer one operation (file locked too long, Redis away): the request
+/// gets a 503 with Retry-After, never a false 201.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Unavailable {
     /// SQLite refused or failed (busy beyond --sqlite-busy-timeout, disk full, I/O error). Shared:
@@ -175,7 +172,9 @@ pub(crate) enum OpenError {
     NotWal(String),
 }
 
-pub(crate) type Result<T> = std::result::Result<T, Error>;
+/// What a store operation gives: its value, or why the store could not answer (a 503). The
+/// start-up errors of [`Error`] cannot come from an operation.
+pub(crate) type Result<T> = std::result::Result<T, Unavailable>;
 
 /// The todo operations the handlers need. Futures are boxed so the trait can be a trait object.
 pub(crate) trait TodoStore: Send + Sync {
@@ -203,7 +202,7 @@ pub(crate) fn open(
     config: &Config,
     redis: Option<&Arc<RedisLink>>,
     metrics: &Metrics,
-) -> Result<Arc<dyn TodoStore>> {
+) -> std::result::Result<Arc<dyn TodoStore>, Error> {
     let keys = KeyPolicy { retention: config.idempotency_retention, max_keys: config.idempotency_keys };
     match (config.todos_store, redis) {
         (StoreKind::Redis, Some(link)) => {

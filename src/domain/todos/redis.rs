@@ -18,7 +18,7 @@ use futures_util::future::BoxFuture;
 use redis::{AsyncCommands, FromRedisValue, Script, ScriptInvocation};
 
 use super::{
-    now_ms, Changes, Confirmations, Created, Error, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore,
+    now_ms, Changes, Confirmations, Created, IdempotencyKey, KeyPolicy, Page, Result, Todo, TodoStore,
     Unavailable,
 };
 use crate::infra::redis::{outcome_unknown, Connection, RedisLink};
@@ -120,8 +120,7 @@ impl RedisStore {
                 confirmed: replicas_with_it,
                 required: replicas,
                 timeout,
-            }
-            .into());
+            });
         }
         Ok(value)
     }
@@ -228,10 +227,10 @@ fn todo_from_fields(id: i64, fields: &HashMap<String, String>) -> Option<Todo> {
     })
 }
 
-fn unavailable(error: redis::RedisError) -> Error {
+fn unavailable(error: redis::RedisError) -> Unavailable {
     tracing::warn!(%error, "todo store (redis) error");
     if outcome_unknown(&error) {
-        return Unavailable::RedisOutcomeUnknown(error).into();
+        return Unavailable::RedisOutcomeUnknown(error);
     }
-    Unavailable::Redis(error).into()
+    Unavailable::Redis(error)
 }

@@ -106,8 +106,8 @@ impl SqliteStore {
         })
         .await;
         match outcome {
-            Ok(result) => result.map_err(|error| unavailable(error).into()),
-            Err(join) => Err(Unavailable::ReadLost(join).into()),
+            Ok(result) => result.map_err(unavailable),
+            Err(join) => Err(Unavailable::ReadLost(join)),
         }
     }
 
@@ -117,7 +117,7 @@ impl SqliteStore {
         reply: oneshot::Receiver<std::result::Result<T, Unavailable>>,
     ) -> Result<T> {
         self.writes.send(write).map_err(|_| Unavailable::WriterStopped)?;
-        Ok(reply.await.unwrap_or(Err(Unavailable::WriterStopped))?)
+        reply.await.unwrap_or(Err(Unavailable::WriterStopped))
     }
 }
 
