@@ -15,7 +15,7 @@ use clap::Parser;
 
 use cli::{manual, status};
 use config::{Command, Config, Mode};
-use infra::redis as redis_link;
+use infra::redis::RedisLink;
 use process::cluster;
 use process::{backoff, descriptors, lifecycle, logging, Inherited};
 
@@ -69,9 +69,7 @@ pub fn main() -> ExitCode {
 fn settle(mut config: Config) -> Result<Config, config::Invalid> {
     config.redis_url = config.resolve_redis_url()?;
     match &config.redis_url {
-        Some(url) => {
-            drop(redis_link::RedisLink::new(url).map_err(|error| config::Invalid(error.to_string()))?)
-        }
+        Some(url) => drop(RedisLink::new(url).map_err(|error| config::Invalid(error.to_string()))?),
         None if config.todos_store == config::StoreKind::Redis => {
             return Err(config::Invalid(
                 "--todos-store redis needs --redis-url (or --redis-url-file, or the redis-url credential)"

@@ -49,7 +49,7 @@ pub(crate) struct Connection {
     /// The connection's slot: given back once the last holder (hyper's service, an upgraded
     /// socket's task) is gone. So the connection's own task, sized for hyper's HTTP state
     /// (1.4 KiB), ends as soon as hyper hands an upgraded connection over instead of waiting as
-    /// long as the WebSocket lives. With the control queue of src/chat/socket.rs, an idle chat
+    /// long as the WebSocket lives. With the control queue of src/domain/chat/socket.rs, an idle chat
     /// socket went from 16.5 KiB to 10.4 KiB (`cargo bench --bench capacity -- idle ws`).
     pub(crate) open: ConnectionSlot,
 }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use crate::config::{Config, Mode};
 use crate::domain::chat::Hub;
-use crate::domain::todos::{self as store, TodoStore};
+use crate::domain::todos::{self, TodoStore};
 use crate::infra::metrics::Metrics;
 use crate::infra::redis::RedisLink;
 
@@ -78,7 +78,7 @@ impl AppState {
         let randoms_slots = Arc::new(Semaphore::new(config.randoms_concurrency.into()));
         let redis = config.redis_url.as_deref().map(RedisLink::new).transpose();
         let redis = redis.map_err(|error| error.to_string())?.map(Arc::new);
-        let todos = store::open(&config, redis.as_ref(), &metrics).map_err(|error| error.to_string())?;
+        let todos = todos::open(&config, redis.as_ref(), &metrics).map_err(|error| error.to_string())?;
         let chat = Arc::new(Hub::new(&config, metrics.clone(), redis, bus));
         Ok(AppState { config, placement, started: Instant::now(), randoms_slots, metrics, todos, chat })
     }
@@ -132,7 +132,7 @@ impl AppState {
     }
 }
 
-async fn within_timeout(check: impl std::future::Future<Output = store::Result<()>>) -> Result<(), String> {
+async fn within_timeout(check: impl std::future::Future<Output = todos::Result<()>>) -> Result<(), String> {
     match tokio::time::timeout(HEALTH_TIMEOUT, check).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(problem)) => Err(problem.to_string()),

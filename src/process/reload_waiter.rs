@@ -1,4 +1,4 @@
-//! The server's side of `app reload --pid` (its client is `wait` in `cli/reload.rs`, which plays
+//! The server's side of `app reload --pid` (its client is `cli/reload/wait.rs`, which plays
 //! the service manager's part for one reload): where the waiter for a process listens, and the
 //! states the process sends it besides systemd. Here, so the process layer speaks the protocol
 //! without depending on the command line.
