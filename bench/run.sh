@@ -69,7 +69,10 @@ say "starting 4 app instances, 4 pm2 instances, nginx"
 for port in "${OURS[@]}"; do
     # One event loop per process, as a Node process. Computations queue instead of being shed
     # with 503 (the default of 2 at once per process) so both stacks face the same load.
-    APP_RANDOMS_CONCURRENCY=64 RUST_LOG=warn "$WORK/app" --port "$port" --mode fork 2>>"$WORK/app.log" &
+    # The four share one todo file, as a host's instances do: a fresh one each run, so a run never
+    # writes into the rows (and the WAL) of the last one.
+    APP_RANDOMS_CONCURRENCY=64 RUST_LOG=warn "$WORK/app" --port "$port" --mode fork --data-dir "$WORK/data" \
+        2>>"$WORK/app.log" &
     our_pids+=($!)
 done
 BENCH_NODE_PORTS=$(join "${NODE[@]}") "$PM2" start bench/node/ecosystem.config.js >/dev/null
