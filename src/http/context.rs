@@ -1,6 +1,6 @@
 //! What a handler is given beside its request, so every route has the one shape
-//! `async fn(&Ctx, Request<B>) -> Answer`: the application, the connection the request came on, the
-//! client's address (worked out once, here), and the parsed query.
+//! `async fn(&Ctx, Request<B>) -> Answer`: the application, the connection the request came on, and
+//! the parsed query; and the one place the client's address is worked out ([`Ctx::client`]).
 //!
 //! The accept loop makes a [`Connection`] once per connection and the router a [`Ctx`] once per
 //! request from it: handlers never look into the request's extensions for what the server knows.
@@ -19,18 +19,21 @@ use crate::infra::slot::ConnectionSlot;
 pub(crate) struct Ctx {
     pub(crate) app: Arc<AppState>,
     pub(crate) connection: Connection,
-    /// The client's address: the peer's own, or whom a trusted proxy's X-Forwarded-For names
-    /// ([`AppState::client_ip`]).
-    pub(crate) client: IpAddr,
     /// The query, decoded (a query that does not decode is answered 400 before any handler).
     pub(crate) query: Query,
 }
 
 impl Ctx {
-    pub(crate) fn new(app: Arc<AppState>, connection: Connection, headers: &HeaderMap, query: Query) -> Ctx {
+    pub(crate) fn new(app: Arc<AppState>, connection: Connection, query: Query) -> Ctx {
+        Ctx { app, connection, query }
+    }
+
+    /// The client's address: the peer's own, or whom a trusted proxy's X-Forwarded-For names
+    /// ([`AppState::client_ip`]). Worked out by the routes that show or check it (`/`, `/info`,
+    /// `/metrics`), not for every request: behind nginx it parses a header.
+    pub(crate) fn client(&self, headers: &HeaderMap) -> IpAddr {
         let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        let client = app.client_ip(connection.peer.ip(), forwarded_for);
-        Ctx { app, connection, client, query }
+        self.app.client_ip(self.connection.peer.ip(), forwarded_for)
     }
 }
 

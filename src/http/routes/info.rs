@@ -15,7 +15,7 @@ use crate::http::response::{with_type, Answer};
 use crate::http::state::AppState;
 
 pub(crate) async fn get<B>(ctx: &Ctx, req: Request<B>) -> Answer {
-    let info = describe(&ctx.app, &ctx.client.to_string());
+    let info = describe(&ctx.app, &ctx.client(req.headers()).to_string());
     let mut response = if wants_html(req.headers().get(ACCEPT)) {
         let info = serde_json::from_str(&info).unwrap_or(Value::Null);
         with_type(StatusCode::OK, "text/html; charset=utf-8", html(&info))

@@ -8,8 +8,8 @@ use crate::http::error::HttpError;
 use crate::http::response::{with_type, Answer};
 use crate::infra::metrics::process::{self, Instance};
 
-pub(crate) async fn get<B>(ctx: &Ctx, _req: Request<B>) -> Answer {
-    let (app, client) = (&ctx.app, ctx.client);
+pub(crate) async fn get<B>(ctx: &Ctx, req: Request<B>) -> Answer {
+    let (app, client) = (&ctx.app, ctx.client(req.headers()));
     // The host itself may always ask, on whatever address the instance listens (a socket moved
     // to 10.0.0.5 sees `app status` on that host come from 10.0.0.5, not from loopback).
     let from_this_host = ctx.connection.local.is_some_and(|local| local.ip() == client);

@@ -106,7 +106,7 @@ async fn answer<B: HandlerBody>(
         return Err(HttpError::MethodNotAllowed { method, path, methods });
     }
     let query = Query::parse(req.uri().query())?;
-    let ctx = Ctx::new(app, connection, req.headers(), query);
+    let ctx = Ctx::new(app, connection, query);
     match route {
         Route::Page => page::get(&ctx, req).await,
         Route::Info => info::get(&ctx, req).await,
@@ -128,7 +128,7 @@ pub(crate) async fn forwarded<B: HandlerBody>(
 ) -> Response {
     let answer = async {
         let query = Query::parse(req.uri().query())?;
-        let ctx = Ctx::new(app, connection, req.headers(), query);
+        let ctx = Ctx::new(app, connection, query);
         socketio::forwarded(&ctx, req).await
     };
     answer.await.unwrap_or_else(HttpError::into_response)
