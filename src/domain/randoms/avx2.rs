@@ -40,7 +40,7 @@ fn fill(lanes: &mut Lanes, out: &mut [u16]) -> usize {
     let highest_rejected = _mm256_set1_epi16((THRESHOLD - 1) as i16);
     // Two bits of the byte mask per rejected 16-bit word.
     let mut rejected_bytes = 0;
-    for step in out.chunks_exact_mut(WORDS_PER_STEP) {
+    for step in out.as_chunks_mut::<WORDS_PER_STEP>().0 {
         let output = _mm256_add_epi64(rotate_left::<23, 41>(_mm256_add_epi64(s0, s3)), s0);
         let t = _mm256_slli_epi64::<17>(s1);
         s2 = _mm256_xor_si256(s2, s0);

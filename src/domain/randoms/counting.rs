@@ -42,7 +42,7 @@ impl Tables {
     #[inline(always)]
     fn count_block(&mut self, words: &[u16; BLOCK]) {
         let tables = &mut *self.0;
-        for turn in words.chunks_exact(TABLES) {
+        for turn in words.as_chunks::<TABLES>().0 {
             for (table, &word) in tables.iter_mut().zip(turn) {
                 table[usize::from(word) & (ENTRIES - 1)] += 1;
             }

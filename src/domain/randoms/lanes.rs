@@ -77,8 +77,8 @@ impl Lanes {
 /// written to `out` in order; returns how many words it rejected.
 pub(crate) fn fill(lanes: &mut Lanes, out: &mut [u16]) -> usize {
     let mut rejected = 0;
-    for step in out.chunks_exact_mut(WORDS_PER_STEP) {
-        for (output, slots) in lanes.step().into_iter().zip(step.chunks_exact_mut(4)) {
+    for step in out.as_chunks_mut::<WORDS_PER_STEP>().0 {
+        for (output, slots) in lanes.step().into_iter().zip(step.as_chunks_mut::<4>().0) {
             for (k, slot) in slots.iter_mut().enumerate() {
                 let product = u32::from((output >> (16 * k)) as u16) * SPAN;
                 *slot = if product as u16 >= THRESHOLD {
