@@ -33,18 +33,35 @@ need_packages() {
 }
 
 # need_rust: a Rust toolchain at least as new as Cargo.toml's rust-version. Debian 12's own cargo
-# (rustc 1.63) is older than the locked dependencies allow, so this is rustup's, which the test
-# command does not install behind the user's back: it says how.
+# (rustc 1.63) is older than the locked dependencies allow, so a missing or older toolchain is
+# installed with rustup (the README's way: rustup's own installer, into ~/.cargo), and this shell
+# then finds it on PATH.
 need_rust() {
-  local wanted have
+  local wanted cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
   wanted=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
-  have=$(rustc --version 2>/dev/null | awk '{ print $2 }') || true
-  if [ -z "$have" ] || [ "$(printf '%s\n%s\n' "$wanted" "$have" | sort -V | head -n1)" != "$wanted" ]; then
-    echo "needs Rust >= $wanted (found: ${have:-none}); install it with rustup:" >&2
-    echo "  curl --proto '=https' -sSf https://sh.rustup.rs | sh -s -- -y && . \"\$HOME/.cargo/env\"" >&2
-    return 1
+  [ -d "$cargo_bin" ] && PATH="$cargo_bin:$PATH"
+  if ! rust_at_least "$wanted"; then
+    echo "Rust >= $wanted needed (found: $(rustc --version 2>/dev/null || echo none)): installing stable with rustup"
+    if command -v rustup >/dev/null; then
+      # For this run only: the machine's default toolchain stays what its owner chose.
+      rustup toolchain install stable --profile minimal --component clippy,rustfmt && export RUSTUP_TOOLCHAIN=stable
+    else
+      need_packages curl ca-certificates build-essential &&
+        curl --proto '=https' -sSf https://sh.rustup.rs |
+        sh -s -- -y --profile minimal --component clippy,rustfmt
+    fi || { echo "cannot install Rust with rustup" >&2; return 1; }
+    PATH="$cargo_bin:$PATH"
+    rust_at_least "$wanted" || { echo "rustup did not give Rust >= $wanted" >&2; return 1; }
   fi
-  echo "rustc $have (>= $wanted)"
+  export PATH
+  echo "$(rustc --version) (>= $wanted)"
+}
+
+# rust_at_least VERSION: whether the rustc on PATH is at least VERSION.
+rust_at_least() {
+  local have
+  have=$(rustc --version 2>/dev/null | awk '{ print $2 }')
+  [ -n "$have" ] && [ "$(printf '%s\n%s\n' "$1" "$have" | sort -V | head -n1)" = "$1" ]
 }
 
 # need_npm_clients: the npm packages the Rust tests named "npm" drive (tests/socketio: the real
